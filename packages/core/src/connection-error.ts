@@ -1,0 +1,24 @@
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND",
+  "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT",
+  // Prisma: can't reach server, server closed the connection, timed out.
+  "P1001", "P1002", "P1017",
+]);
+
+/**
+ * True for errors that say "this server is gone" rather than "this query is wrong": worth one
+ * retry on the primary. Also true for SQLSTATE class 08 (connection), 57P01..57P03 (shutdown,
+ * not accepting connections) and 40001 with a recovery conflict, which only replicas raise.
+ * Walks `cause` chains, since ORMs wrap driver errors.
+ */
+export function isConnectionError(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, errno, message } = e as { code?: unknown; errno?: unknown; message?: unknown };
+    for (const c of [code, errno]) {
+      if (typeof c !== "string") continue;
+      if (CONNECTION_CODES.has(c) || c.startsWith("08") || c === "57P01" || c === "57P02" || c === "57P03") return true;
+    }
+    if (typeof message === "string" && /conflict with recovery|ECONNREFUSED|ECONNRESET|Connection terminated|server closed the connection/i.test(message)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,62 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Lsn } from "./lsn.js";
+import { RywError } from "./errors.js";
+import { validateScope } from "./store/types.js";
+
+/** What a request has learned so far, shared by nested contexts of that request. */
+export interface RequestKnowledge {
+  /** Highest position written (or learned from a token) in this request; saves a store lookup. */
+  position: Lsn | undefined;
+  /** When this request last wrote, for the `time-window` strategy. */
+  lastWriteAt: number | undefined;
+  /** The decoded commit token, cached so that it is verified once per request. */
+  decoded?: { lsn: Lsn; issuedAt: number } | { error: unknown };
+}
+
+export interface RywContext {
+  /** Whose writes this request must see: a user, a session, a tenant. */
+  readonly scope: string | undefined;
+  /** A commit token the client sent back, if any. */
+  readonly token: string | undefined;
+  /** Set inside `onPrimary()`: every read goes to the primary. */
+  readonly primary: boolean;
+  readonly known: RequestKnowledge;
+}
+
+const storage = new AsyncLocalStorage<RywContext>();
+
+export interface ScopeInit {
+  /** Whose writes must stay visible; `undefined` means "no guarantee needed". */
+  scope?: string | undefined;
+  /** The commit token the client sent (header or cookie), for the `token` strategy. */
+  token?: string | undefined;
+}
+
+/**
+ * Runs `fn` with a scope: reads inside it see every write made in that scope, in this process or
+ * any other that shares the store. A string is shorthand for `{ scope }`.
+ * @example app.use((req, res, next) => runWithScope({ scope: req.user?.id }, next))
+ */
+export function runWithScope<T>(init: ScopeInit | string | undefined, fn: () => T): T {
+  const { scope, token } = typeof init === "string" ? { scope: init, token: undefined } : (init ?? {});
+  if (scope !== undefined) validateScope(scope);
+  if (token !== undefined && typeof token !== "string") throw new RywError("INVALID_TOKEN", "runWithScope: `token` must be a string.");
+  return storage.run({ scope, token: token || undefined, primary: false, known: { position: undefined, lastWriteAt: undefined } }, fn);
+}
+
+/** Runs `fn` with every read sent to the primary. Writes inside still count for the request. */
+export function onPrimary<T>(fn: () => T): T {
+  const current = storage.getStore();
+  const known = current?.known ?? { position: undefined, lastWriteAt: undefined };
+  return storage.run({ scope: current?.scope, token: current?.token, primary: true, known }, fn);
+}
+
+/** The current request's context, if any. */
+export function currentContext(): RywContext | undefined {
+  return storage.getStore();
+}
+
+/** The current scope, if any. */
+export function getScope(): string | undefined {
+  return storage.getStore()?.scope;
+}

@@ -1,0 +1,129 @@
+import type { Lsn } from "./lsn.js";
+import type { ReplicaStatus, ReplicaTracker } from "./tracker.js";
+
+/**
+ * Why a read went where it went.
+ * - `no-scope`: no scope in context, so no write to wait for: any healthy replica.
+ * - `no-token`: the scope has no remembered position: any healthy replica.
+ * - `caught-up`: a replica had replayed the scope's position.
+ * - `waited`: a replica caught up within `maxWaitMs` (fallback `wait`).
+ * - `lagging`: no replica had replayed the scope's position: primary.
+ * - `store-unavailable`: the store failed, timed out, or just reconnected: primary.
+ * - `no-healthy-replica`: every replica is down, promoted or not yet sampled: primary.
+ * - `record-failed`: recording one of this scope's writes failed; it stays on the primary.
+ * - `invalid-token`: the commit token did not verify: primary.
+ * - `token-ahead`: the token claims a position the primary is not known to have reached: primary.
+ * - `in-window` / `window-passed`: time-window strategy, inside or past the window.
+ * - `strategy-primary`: the `primary` strategy.
+ * - `forced-primary`: `onPrimary()` / `$primary()`, or inside a transaction.
+ * - `replica-failed`: the replica failed with a connection error; retried on the primary.
+ */
+export type RouteReason =
+  | "no-scope"
+  | "no-token"
+  | "caught-up"
+  | "waited"
+  | "lagging"
+  | "store-unavailable"
+  | "no-healthy-replica"
+  | "record-failed"
+  | "invalid-token"
+  | "token-ahead"
+  | "in-window"
+  | "window-passed"
+  | "strategy-primary"
+  | "forced-primary"
+  | "replica-failed";
+
+export type Target = { readonly kind: "primary" } | { readonly kind: "replica"; readonly index: number; readonly name: string };
+
+export const PRIMARY: Target = Object.freeze({ kind: "primary" });
+
+export interface RouteDecision {
+  readonly target: Target;
+  readonly reason: RouteReason;
+  readonly scope: string | undefined;
+  /** The position the read had to see, when one was known. */
+  readonly required: Lsn | undefined;
+}
+
+export type RywEvent =
+  | { type: "route"; decision: RouteDecision }
+  | { type: "record"; scope: string; position: Lsn }
+  | { type: "error"; source: "store" | "tracker" | "record" | "token" | "replica" | "capture"; error: unknown; scope?: string | undefined; replica?: string };
+
+export type RywListener = (event: RywEvent) => void;
+
+export interface RywStats {
+  /** Reads by reason and target. */
+  routes: Partial<Record<RouteReason, { primary: number; replica: number }>>;
+  reads: { primary: number; replica: number };
+  /** Reads that wanted a replica and ended on the primary (lagging, store, health, token...). */
+  fallbacks: number;
+  writesRecorded: number;
+  storeErrors: number;
+  trackerErrors: number;
+  recordFailures: number;
+  /** Scopes kept on the primary in this process because recording their write failed. */
+  pinnedScopes: number;
+  primaryPosition: string | undefined;
+  replicas: Array<{ name: string; status: ReplicaStatus; position: string | undefined; lagBytes: number | undefined; lagMs: number | undefined }>;
+}
+
+const FALLBACK_REASONS = new Set<RouteReason>(["lagging", "store-unavailable", "no-healthy-replica", "record-failed", "invalid-token", "token-ahead", "replica-failed"]);
+
+/** Counters behind `stats()`, plus listener fan-out. Listener errors never reach a query. */
+export class Telemetry {
+  readonly #listeners = new Set<RywListener>();
+  readonly routes: RywStats["routes"] = {};
+  readonly reads = { primary: 0, replica: 0 };
+  fallbacks = 0;
+  writesRecorded = 0;
+  storeErrors = 0;
+  trackerErrors = 0;
+  recordFailures = 0;
+
+  subscribe(listener: RywListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  route(decision: RouteDecision): void {
+    const kind = decision.target.kind;
+    (this.routes[decision.reason] ??= { primary: 0, replica: 0 })[kind]++;
+    this.reads[kind]++;
+    if (FALLBACK_REASONS.has(decision.reason)) this.fallbacks++;
+    this.emit({ type: "route", decision });
+  }
+
+  emit(event: RywEvent): void {
+    if (event.type === "error") {
+      if (event.source === "store") this.storeErrors++;
+      else if (event.source === "tracker") this.trackerErrors++;
+      else if (event.source === "record" || event.source === "capture") this.recordFailures++;
+    } else if (event.type === "record") this.writesRecorded++;
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A broken listener must not turn a served read into a failure.
+      }
+    }
+  }
+
+  snapshot(tracker: ReplicaTracker, pinnedScopes: number): RywStats {
+    const hex = (lsn: Lsn | undefined) => (lsn === undefined ? undefined : `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`);
+    return {
+      routes: structuredClone(this.routes),
+      reads: { ...this.reads },
+      fallbacks: this.fallbacks,
+      writesRecorded: this.writesRecorded,
+      storeErrors: this.storeErrors,
+      trackerErrors: this.trackerErrors,
+      recordFailures: this.recordFailures,
+      pinnedScopes,
+      primaryPosition: hex(tracker.primaryPosition),
+      replicas: tracker.replicas.map((r) => ({ name: r.name, status: r.status, position: hex(r.position), lagBytes: r.lagBytes, lagMs: r.lagMs })),
+    };
+  }
+}

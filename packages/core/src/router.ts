@@ -1,0 +1,435 @@
+import type { Lsn } from "./lsn.js";
+import { maxLsn, toLsn } from "./lsn.js";
+import { invalidOption, RywError } from "./errors.js";
+import type { SqlRunner } from "./sql.js";
+import { capturePosition } from "./position.js";
+import type { PositionStore } from "./store/types.js";
+import { MemoryStore } from "./store/memory.js";
+import { GuardedStore } from "./store/guard.js";
+import type { ReplicaConfig, ReplicaView, TrackerOptions } from "./tracker.js";
+import { ReplicaTracker } from "./tracker.js";
+import type { ChooserName, ReplicaChooser } from "./choose.js";
+import { chooser } from "./choose.js";
+import type { RywContext } from "./context.js";
+import { currentContext } from "./context.js";
+import type { TokenCodec } from "./token.js";
+import { createTokenCodec } from "./token.js";
+import type { RouteDecision, RouteReason, RywListener, RywStats, Target } from "./events.js";
+import { PRIMARY, Telemetry } from "./events.js";
+import { isConnectionError } from "./connection-error.js";
+import { oneOf, positiveInt } from "./validate.js";
+import { sleep } from "./timers.js";
+import { Pins } from "./pins.js";
+
+/**
+ * - `lsn` (default): a read goes to a replica only once it has replayed the scope's last write.
+ * - `primary`: every read goes to the primary. The baseline: always fresh, no offload.
+ * - `time-window`: after a write, the scope reads from the primary for `windowMs`. Simple, but a
+ *   replica that lags longer than the window serves stale reads.
+ * - `token`: like `lsn`, but the position travels with the client as a signed commit token
+ *   (`commitToken()` after a write, `runWithScope({ token })` on the next request); no store.
+ */
+export type Strategy = "lsn" | "primary" | "time-window" | "token";
+
+/** What a read does when no replica has caught up: use the `primary`, `wait` up to `maxWaitMs`, or throw (`error`). */
+export type Fallback = "primary" | "wait" | "error";
+
+export interface RywOptions {
+  /** Runs statements on the primary: position capture after writes and lag figures. */
+  primary: SqlRunner;
+  /** The read replicas. An empty list sends every read to the primary. */
+  replicas: ReadonlyArray<ReplicaConfig>;
+  /** Where scope positions live. Use `RedisStore` to follow users across app servers. @default new MemoryStore() */
+  store?: PositionStore;
+  /** @default "lsn" */
+  strategy?: Strategy;
+  /** @default "primary" */
+  fallback?: Fallback;
+  /** Longest wait for a replica to catch up, with `fallback: "wait"`. @default 50 */
+  maxWaitMs?: number;
+  /** How long a scope's position is remembered. Keep it above your worst replica lag. @default 300000 */
+  ttlMs?: number;
+  /** Primary-only window after a write, for `strategy: "time-window"`. @default 2000 */
+  windowMs?: number;
+  /** Secrets for commit tokens; required by `strategy: "token"`, optional otherwise. First one signs. */
+  tokenKeys?: ReadonlyArray<string>;
+  /** How to pick among caught-up replicas. @default "round-robin" */
+  choose?: ChooserName | ReplicaChooser;
+  /**
+   * Start the read on the most likely replica while the store lookup is in flight, and keep the
+   * result only if that replica had already replayed the position the lookup returns. Hides the
+   * store round trip; costs a wasted replica query for reads that end up elsewhere.
+   * @default true
+   */
+  speculate?: boolean;
+  /** When no cached replica position suffices, take one fresh (shared, rate-limited) sample before falling back. @default true */
+  refreshOnDemand?: boolean;
+  /** Store calls slower than this count as failures (the read goes to the primary). @default 100 */
+  storeTimeoutMs?: number;
+  /** After a store failure, skip the store for this long, and retry failed records this often. @default 1000 */
+  storeRetryMs?: number;
+  /** Replica polling: `intervalMs` (default 100), `downAfter`, `probeTimeoutMs`, `maxBackoffMs`, `minRefreshMs`. */
+  tracker?: Omit<TrackerOptions, "replicas" | "primary" | "onError">;
+  /** Which replica errors mean "server gone" (retry on the primary, mark the replica down). */
+  isConnectionError?: (error: unknown) => boolean;
+  /** Receives every route decision, recorded write and background error. */
+  onEvent?: RywListener;
+}
+
+export interface ReadOptions {
+  /** Overrides the scope from `runWithScope` for this call. */
+  scope?: string | undefined;
+}
+
+export interface Ryw {
+  /**
+   * Runs a read where it is safe: `run` gets the chosen target and executes the query there.
+   * A replica that fails with a connection error is marked down and the read retried on the primary.
+   */
+  read<T>(run: (target: Target) => Promise<T>, options?: ReadOptions): Promise<T>;
+  /** The routing decision alone, without running anything. */
+  route(options?: ReadOptions): Promise<RouteDecision>;
+  /**
+   * Remembers a committed write's position for the scope. Call it only after the commit returned.
+   * Never rejects because of the store: failures keep the scope on the primary and are reported.
+   */
+  recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void>;
+  /** Captures the primary's position (after a commit) and records it. Never rejects. */
+  afterWrite(options?: ReadOptions): Promise<void>;
+  /** A signed token of this request's latest position, for a header or cookie. Needs `tokenKeys`. */
+  commitToken(): string | undefined;
+  /** Resolves once every replica has been sampled once. */
+  ready(): Promise<void>;
+  stats(): RywStats;
+  subscribe(listener: RywListener): () => void;
+  readonly strategy: Strategy;
+  readonly tracker: ReplicaTracker;
+  /** Stops polling and background retries. Connections you passed in stay open. */
+  close(): Promise<void>;
+}
+
+const WAIT_POLL_MS = 5;
+
+export function createRyw(options: RywOptions): Ryw {
+  return new Router(options);
+}
+
+type Attempt<T> = Promise<{ ok: true; value: T } | { ok: false; error: unknown }>;
+
+class Router implements Ryw {
+  readonly strategy: Strategy;
+  readonly tracker: ReplicaTracker;
+  readonly #primary: SqlRunner;
+  readonly #store: GuardedStore;
+  readonly #fallback: Fallback;
+  readonly #maxWaitMs: number;
+  readonly #ttlMs: number;
+  readonly #windowMs: number;
+  readonly #codec: TokenCodec | undefined;
+  readonly #choose: ReplicaChooser;
+  readonly #speculate: boolean;
+  readonly #refreshOnDemand: boolean;
+  readonly #isConnectionError: (error: unknown) => boolean;
+  readonly #telemetry = new Telemetry();
+  readonly #pins: Pins;
+  readonly #unsubscribeReset: (() => void) | undefined;
+  // After the store may have lost positions, every scoped read must see at least the primary's
+  // position as of then; until that position is known, scoped reads go to the primary.
+  #floor: { lsn: Lsn | undefined; until: number } | undefined;
+  #closed = false;
+
+  constructor(options: RywOptions) {
+    if (typeof options !== "object" || options === null) throw invalidOption("options", "an object", options);
+    if (typeof options.primary !== "function") throw invalidOption("primary", "a function (text) => Promise<rows>", options.primary);
+    this.strategy = oneOf("strategy", options.strategy, ["lsn", "primary", "time-window", "token"], "lsn");
+    this.#fallback = oneOf("fallback", options.fallback, ["primary", "wait", "error"], "primary");
+    this.#maxWaitMs = positiveInt("maxWaitMs", options.maxWaitMs, 50, 0);
+    this.#ttlMs = positiveInt("ttlMs", options.ttlMs, 300_000);
+    this.#windowMs = positiveInt("windowMs", options.windowMs, 2000);
+    const storeTimeoutMs = positiveInt("storeTimeoutMs", options.storeTimeoutMs, 100);
+    const storeRetryMs = positiveInt("storeRetryMs", options.storeRetryMs, 1000);
+    if (options.tokenKeys !== undefined || this.strategy === "token") {
+      if (options.tokenKeys === undefined) throw invalidOption("tokenKeys", 'set when strategy is "token"', undefined);
+      this.#codec = createTokenCodec({ keys: options.tokenKeys });
+    }
+    const choose = options.choose ?? "round-robin";
+    this.#choose = typeof choose === "function" ? choose : chooser(oneOf("choose", choose, ["round-robin", "least-lag", "random"], "round-robin"));
+    this.#speculate = bool("speculate", options.speculate, true);
+    this.#refreshOnDemand = bool("refreshOnDemand", options.refreshOnDemand, true);
+    this.#isConnectionError = options.isConnectionError ?? isConnectionError;
+    const store: PositionStore = options.store ?? new MemoryStore();
+    if (typeof store?.get !== "function" || typeof store.advance !== "function") throw invalidOption("store", "a PositionStore (get and advance)", store);
+    this.#store = new GuardedStore(store, storeTimeoutMs, storeRetryMs);
+    this.#primary = options.primary;
+    if (options.onEvent) {
+      if (typeof options.onEvent !== "function") throw invalidOption("onEvent", "a function", options.onEvent);
+      this.#telemetry.subscribe(options.onEvent);
+    }
+    this.tracker = new ReplicaTracker({
+      ...options.tracker,
+      replicas: options.replicas,
+      primary: options.primary,
+      onError: (replica, error) => this.#telemetry.emit({ type: "error", source: "tracker", error, replica }),
+    });
+    this.#pins = new Pins({
+      retryMs: storeRetryMs,
+      retry: (scope, value) => this.#store.advance(scope, value ?? 0n, this.strategy === "time-window" ? this.#windowMs : this.#ttlMs),
+      capture: () => capturePosition(this.#primary),
+      onError: (error, scope) => this.#telemetry.emit({ type: "error", source: "record", error, scope }),
+    });
+    this.#unsubscribeReset = store.onReset?.(() => this.#onStoreReset());
+  }
+
+  async read<T>(run: (target: Target) => Promise<T>, options?: ReadOptions): Promise<T> {
+    return (await this.#read(run, options)).value;
+  }
+
+  async route(options?: ReadOptions): Promise<RouteDecision> {
+    return (await this.#read(async () => undefined, options)).decision;
+  }
+
+  async recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void> {
+    const lsn = toLsn(position);
+    const ctx = currentContext();
+    const scope = options?.scope ?? ctx?.scope;
+    const now = Date.now();
+    if (ctx && ctx.scope === scope) {
+      ctx.known.position = maxLsn(ctx.known.position, lsn);
+      ctx.known.lastWriteAt = now;
+    }
+    this.tracker.notePrimaryPosition(lsn);
+    if (scope === undefined || this.strategy === "primary" || this.strategy === "token") return;
+    const value = this.strategy === "time-window" ? BigInt(now) : lsn;
+    const ttl = this.strategy === "time-window" ? this.#windowMs : this.#ttlMs;
+    try {
+      await this.#store.advance(scope, value, ttl);
+      this.#telemetry.emit({ type: "record", scope, position: lsn });
+    } catch (error) {
+      this.#telemetry.emit({ type: "error", source: "record", error, scope });
+      this.#pins.add(scope, value, ttl);
+    }
+  }
+
+  async afterWrite(options?: ReadOptions): Promise<void> {
+    let lsn: Lsn;
+    try {
+      lsn = await capturePosition(this.#primary);
+    } catch (error) {
+      const scope = options?.scope ?? currentContext()?.scope;
+      this.#telemetry.emit({ type: "error", source: "capture", error, scope });
+      // The write committed but its position is unknown: keep the scope on the primary and
+      // record a later position (any later one is past the commit) in the background.
+      if (scope !== undefined && this.strategy !== "primary") this.#pins.add(scope, undefined, this.#ttlMs);
+      return;
+    }
+    await this.recordWrite(lsn, options);
+  }
+
+  commitToken(): string | undefined {
+    if (!this.#codec) throw invalidOption("tokenKeys", "set to use commitToken()", undefined);
+    const position = currentContext()?.known.position;
+    return position === undefined ? undefined : this.#codec.encode(position);
+  }
+
+  ready(): Promise<void> {
+    return this.tracker.ready();
+  }
+
+  stats(): RywStats {
+    return this.#telemetry.snapshot(this.tracker, this.#pins.size);
+  }
+
+  subscribe(listener: RywListener): () => void {
+    return this.#telemetry.subscribe(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.tracker.close();
+    this.#pins.close();
+    this.#unsubscribeReset?.();
+  }
+
+  async #read<T>(run: (target: Target) => Promise<T>, options: ReadOptions | undefined): Promise<{ value: T; decision: RouteDecision }> {
+    if (this.#closed) throw new RywError("CLOSED", "This ryw instance is closed.");
+    const ctx = currentContext();
+    const scope = options?.scope ?? ctx?.scope;
+    if (ctx?.primary) return this.#onPrimary(run, "forced-primary", scope, undefined);
+    if (this.strategy === "primary") return this.#onPrimary(run, "strategy-primary", scope, undefined);
+    if (scope === undefined) return this.#routeRequired(run, undefined, undefined, "no-scope");
+    if (this.#pins.has(scope)) return this.#onPrimary(run, "record-failed", scope, undefined);
+    const floor = this.#activeFloor();
+    if (floor === null) return this.#onPrimary(run, "store-unavailable", scope, undefined);
+    if (this.strategy === "time-window") return this.#readWindow(run, scope, ctx);
+
+    let known = maxLsn(floor, ctx?.scope === scope ? ctx.known.position : undefined);
+    if (ctx?.token !== undefined && ctx.scope === scope) {
+      const token = await this.#verifyToken(ctx);
+      if (typeof token === "string") return this.#onPrimary(run, token, scope, undefined);
+      known = maxLsn(known, token);
+    }
+    if (this.strategy === "token") return this.#routeRequired(run, scope, known);
+    if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, known);
+
+    const lookup = this.#store.get(scope);
+    const candidates = this.#speculate ? this.tracker.candidates(known) : [];
+    if (candidates.length > 0) {
+      const pick = this.#choose(candidates);
+      const attempt = settle(run(replicaTarget(pick)));
+      const stored = await this.#lookup(lookup);
+      if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+      const required = maxLsn(known, stored);
+      // The pick's position was sampled before its query started, so the query sees at least that.
+      if (required === undefined || pick.position! >= required) return this.#finishReplica(attempt, run, pick, required === undefined ? "no-token" : "caught-up", scope, required);
+      void attempt;
+      return this.#routeRequired(run, scope, required);
+    }
+    const stored = await this.#lookup(lookup);
+    if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+    return this.#routeRequired(run, scope, maxLsn(known, stored));
+  }
+
+  async #readWindow<T>(run: (target: Target) => Promise<T>, scope: string, ctx: RywContext | undefined) {
+    const now = Date.now();
+    const local = ctx?.scope === scope ? ctx.known.lastWriteAt : undefined;
+    if (local !== undefined && now - local < this.#windowMs) return this.#onPrimary(run, "in-window", scope, undefined);
+    if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, undefined);
+    const stored = await this.#lookup(this.#store.get(scope));
+    if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, undefined);
+    if (stored !== undefined && now - Number(stored) < this.#windowMs) return this.#onPrimary(run, "in-window", scope, undefined);
+    return this.#routeRequired(run, scope, undefined, stored === undefined ? "no-token" : "window-passed");
+  }
+
+  async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token") {
+    const reason = required === undefined ? unconstrained : "caught-up";
+    let candidates = this.tracker.candidates(required);
+    if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
+    if (!this.tracker.anyHealthy) return this.#onPrimary(run, "no-healthy-replica", scope, required);
+    if (this.#refreshOnDemand || this.#fallback === "wait") {
+      await this.tracker.refresh();
+      candidates = this.tracker.candidates(required);
+      if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
+    }
+    if (this.#fallback === "wait") {
+      const deadline = Date.now() + this.#maxWaitMs;
+      for (let left = this.#maxWaitMs; left > 0; left = deadline - Date.now()) {
+        await sleep(Math.min(WAIT_POLL_MS, left));
+        await this.tracker.refresh();
+        candidates = this.tracker.candidates(required);
+        if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), "waited", scope, required);
+      }
+    } else if (this.#fallback === "error") {
+      this.#telemetry.route({ target: PRIMARY, reason: "lagging", scope, required });
+      throw new RywError("REPLICA_LAGGING", "No replica has replayed this scope's last write yet (fallback: \"error\"). Retry later, or use fallback \"primary\" or \"wait\".");
+    }
+    return this.#onPrimary(run, "lagging", scope, required);
+  }
+
+  #onReplica<T>(run: (target: Target) => Promise<T>, pick: ReplicaView, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
+    return this.#finishReplica(settle(run(replicaTarget(pick))), run, pick, reason, scope, required);
+  }
+
+  async #finishReplica<T>(attempt: Attempt<T>, run: (target: Target) => Promise<T>, pick: ReplicaView, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
+    const outcome = await attempt;
+    const decision: RouteDecision = { target: replicaTarget(pick), reason, scope, required };
+    if (outcome.ok) {
+      this.#telemetry.route(decision);
+      return { value: outcome.value, decision };
+    }
+    if (!this.#isConnectionError(outcome.error)) {
+      this.#telemetry.route(decision);
+      throw outcome.error;
+    }
+    this.tracker.markDown(pick.index);
+    this.#telemetry.emit({ type: "error", source: "replica", error: outcome.error, scope, replica: pick.name });
+    return this.#onPrimary(run, "replica-failed", scope, required);
+  }
+
+  async #onPrimary<T>(run: (target: Target) => Promise<T>, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
+    const decision: RouteDecision = { target: PRIMARY, reason, scope, required };
+    this.#telemetry.route(decision);
+    return { value: await run(PRIMARY), decision };
+  }
+
+  /** The stored position, `undefined` when none, or `null` when the store failed. */
+  async #lookup(lookup: Promise<Lsn | undefined>): Promise<Lsn | undefined | null> {
+    try {
+      return await lookup;
+    } catch (error) {
+      this.#telemetry.emit({ type: "error", source: "store", error });
+      return null;
+    }
+  }
+
+  /** The token's position, or the reason to go to the primary instead. */
+  async #verifyToken(ctx: RywContext): Promise<Lsn | undefined | RouteReason> {
+    if (!this.#codec) return undefined;
+    const known = ctx.known;
+    if (!known.decoded) {
+      try {
+        known.decoded = this.#codec.decode(ctx.token!);
+      } catch (error) {
+        known.decoded = { error };
+        this.#telemetry.emit({ type: "error", source: "token", error, scope: ctx.scope });
+      }
+    }
+    const decoded = known.decoded;
+    if ("error" in decoded) return "invalid-token";
+    if (Date.now() - decoded.issuedAt > this.#ttlMs) return undefined;
+    // A token never asks for more than the primary is known to have written: a forged-but-signed
+    // or pre-failover position could otherwise never be reached, or be trusted blindly.
+    let primary = this.tracker.primaryPosition;
+    if (primary === undefined || decoded.lsn > primary) primary = await this.tracker.refreshPrimary();
+    if (primary === undefined || decoded.lsn > primary) return "token-ahead";
+    known.position = maxLsn(known.position, decoded.lsn);
+    return decoded.lsn;
+  }
+
+  /** The floor to apply, `undefined` when none, or `null` while it is still being captured. */
+  #activeFloor(): Lsn | undefined | null {
+    const floor = this.#floor;
+    if (!floor) return undefined;
+    if (Date.now() >= floor.until) {
+      this.#floor = undefined;
+      return undefined;
+    }
+    return floor.lsn ?? null;
+  }
+
+  #onStoreReset(): void {
+    // Time-window keys hold times, not positions: the whole window is the floor there.
+    const until = Date.now() + (this.strategy === "time-window" ? this.#windowMs : this.#ttlMs);
+    const floor: { lsn: Lsn | undefined; until: number } = { lsn: undefined, until };
+    this.#floor = floor;
+    if (this.strategy === "time-window") return;
+    const capture = async () => {
+      while (!this.#closed && this.#floor === floor) {
+        try {
+          floor.lsn = await capturePosition(this.#primary);
+          return;
+        } catch (error) {
+          this.#telemetry.emit({ type: "error", source: "capture", error });
+          await sleep(100);
+        }
+      }
+    };
+    void capture();
+  }
+}
+
+function replicaTarget(pick: ReplicaView): Target {
+  return { kind: "replica", index: pick.index, name: pick.name };
+}
+
+function settle<T>(promise: Promise<T>): Attempt<T> {
+  return promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+function bool(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw invalidOption(option, "a boolean", value);
+  return value;
+}

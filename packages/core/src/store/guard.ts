@@ -1,0 +1,44 @@
+import type { Lsn } from "../lsn.js";
+import { RywError } from "../errors.js";
+import { withTimeout } from "../timers.js";
+import type { PositionStore } from "./types.js";
+
+/**
+ * Bounds every store call by a timeout, and after a failure skips the store for `retryMs`
+ * (callers then go straight to the primary) instead of making every read wait out a timeout.
+ */
+export class GuardedStore {
+  readonly store: PositionStore;
+  readonly #timeoutMs: number;
+  readonly #retryMs: number;
+  #openUntil = 0;
+
+  constructor(store: PositionStore, timeoutMs: number, retryMs: number) {
+    this.store = store;
+    this.#timeoutMs = timeoutMs;
+    this.#retryMs = retryMs;
+  }
+
+  /** False while the store is being skipped after a failure. */
+  get available(): boolean {
+    return Date.now() >= this.#openUntil;
+  }
+
+  get(scope: string): Promise<Lsn | undefined> {
+    return this.#call(() => this.store.get(scope), "get");
+  }
+
+  advance(scope: string, value: Lsn, ttlMs: number): Promise<void> {
+    return this.#call(() => this.store.advance(scope, value, ttlMs), "advance");
+  }
+
+  async #call<T>(fn: () => Promise<T>, what: string): Promise<T> {
+    if (!this.available) throw new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`);
+    try {
+      return await withTimeout(fn(), this.#timeoutMs, `store ${what}`, (m) => new RywError("STORE_TIMEOUT", m));
+    } catch (error) {
+      this.#openUntil = Date.now() + this.#retryMs;
+      throw error;
+    }
+  }
+}

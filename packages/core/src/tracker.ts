@@ -1,0 +1,290 @@
+import type { Lsn } from "./lsn.js";
+import { parseLsn } from "./lsn.js";
+import { invalidOption } from "./errors.js";
+import type { SqlRunner } from "./sql.js";
+import { CURRENT_POSITION_SQL, lsnFromRow } from "./position.js";
+import { positiveInt } from "./validate.js";
+import { withTimeout } from "./timers.js";
+
+/** `unknown`: not sampled yet. `promoted`: no longer in recovery, so its position froze. */
+export type ReplicaStatus = "unknown" | "up" | "down" | "promoted";
+
+export interface ReplicaConfig {
+  /** Shown in stats and events. @default "replica-<index>" */
+  name?: string;
+  /** Runs the probe statement on this replica. */
+  query: SqlRunner;
+}
+
+export interface TrackerOptions {
+  replicas: ReadonlyArray<ReplicaConfig>;
+  /** Runs statements on the primary; used for lag figures and the primary's latest position. */
+  primary?: SqlRunner;
+  /** Background poll interval per replica. @default 100 */
+  intervalMs?: number;
+  /** Consecutive probe errors before a replica is marked down. @default 2 */
+  downAfter?: number;
+  /** A probe slower than this counts as an error. @default 1000 */
+  probeTimeoutMs?: number;
+  /** Longest pause between re-probes of a down replica. @default 2000 */
+  maxBackoffMs?: number;
+  /** Least time between two on-demand refreshes of one replica, so reads cannot flood it. @default 5 */
+  minRefreshMs?: number;
+  /** Called with each probe error. */
+  onError?: (replica: string, error: unknown) => void;
+}
+
+/** A read-only view of one replica, as the router and stats see it. */
+export interface ReplicaView {
+  readonly index: number;
+  readonly name: string;
+  readonly status: ReplicaStatus;
+  /** Replayed position from the latest sample; a safe lower bound for any query started after it. */
+  readonly position: Lsn | undefined;
+  /** Bytes of WAL the primary has inserted beyond this replica's replayed position. */
+  readonly lagBytes: number | undefined;
+  /** Age of the oldest primary position this replica has not replayed yet; 0 when caught up. */
+  readonly lagMs: number | undefined;
+  readonly sampledAt: number | undefined;
+  readonly consecutiveErrors: number;
+}
+
+interface Replica {
+  index: number;
+  name: string;
+  query: SqlRunner;
+  status: ReplicaStatus;
+  position: Lsn | undefined;
+  sampledAt: number | undefined;
+  errors: number;
+  nextProbeAt: number;
+  lastRefreshAt: number;
+  inFlight: Promise<void> | undefined;
+  seq: number;
+  acceptedSeq: number;
+}
+
+const PROBE_SQL = "select pg_is_in_recovery() as recovery, pg_last_wal_replay_lsn()::text as replay";
+const HISTORY = 512;
+
+/**
+ * Knows, per process, how far each replica has replayed, without a query per read: a background
+ * poller samples every replica, and reads that need a newer sample share one on-demand probe.
+ */
+export class ReplicaTracker {
+  readonly #replicas: Replica[];
+  readonly #primary: SqlRunner | undefined;
+  readonly #intervalMs: number;
+  readonly #downAfter: number;
+  readonly #probeTimeoutMs: number;
+  readonly #maxBackoffMs: number;
+  readonly #minRefreshMs: number;
+  readonly #onError: ((replica: string, error: unknown) => void) | undefined;
+  // Primary positions with the time they were first seen, oldest first, for lag ages.
+  readonly #history: Array<{ at: number; lsn: Lsn }> = [];
+  #primaryPosition: Lsn | undefined;
+  #primaryInFlight: Promise<Lsn | undefined> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #firstRound: Promise<void>;
+
+  constructor(options: TrackerOptions) {
+    if (!Array.isArray(options?.replicas)) throw invalidOption("replicas", "an array of { name?, query }", options?.replicas);
+    this.#intervalMs = positiveInt("intervalMs", options.intervalMs, 100);
+    this.#downAfter = positiveInt("downAfter", options.downAfter, 2);
+    this.#probeTimeoutMs = positiveInt("probeTimeoutMs", options.probeTimeoutMs, 1000);
+    this.#maxBackoffMs = positiveInt("maxBackoffMs", options.maxBackoffMs, 2000);
+    this.#minRefreshMs = positiveInt("minRefreshMs", options.minRefreshMs, 5, 0);
+    this.#onError = options.onError;
+    this.#primary = options.primary;
+    const names = new Set<string>();
+    this.#replicas = options.replicas.map((config, index) => {
+      if (typeof config?.query !== "function") throw invalidOption(`replicas[${index}].query`, "a function (text) => Promise<rows>", config?.query);
+      const name = config.name ?? `replica-${index}`;
+      if (names.has(name)) throw invalidOption(`replicas[${index}].name`, "unique", name);
+      names.add(name);
+      return { index, name, query: config.query, status: "unknown", position: undefined, sampledAt: undefined, errors: 0, nextProbeAt: 0, lastRefreshAt: 0, inFlight: undefined, seq: 0, acceptedSeq: 0 };
+    });
+    this.#firstRound = Promise.all([...this.#replicas.map((r) => this.#probe(r)), this.refreshPrimary()]).then(() => {});
+    this.#schedule();
+  }
+
+  /** Resolves once every replica has been probed once (successfully or not). */
+  ready(): Promise<void> {
+    return this.#firstRound;
+  }
+
+  get replicas(): ReadonlyArray<ReplicaView> {
+    return this.#replicas.map((r) => this.#view(r));
+  }
+
+  /** The primary's latest known position: from the poller or from recorded writes. */
+  get primaryPosition(): Lsn | undefined {
+    return this.#primaryPosition;
+  }
+
+  /**
+   * Replicas that are up and have replayed at least `required` (all up replicas with a known
+   * position when `required` is undefined). Unknown and down replicas are never candidates.
+   */
+  candidates(required: Lsn | undefined): ReplicaView[] {
+    const out: ReplicaView[] = [];
+    for (const r of this.#replicas) {
+      if (r.status === "up" && r.position !== undefined && (required === undefined || r.position >= required)) out.push(this.#view(r));
+    }
+    return out;
+  }
+
+  /** True when at least one replica is up with a known position. */
+  get anyHealthy(): boolean {
+    return this.#replicas.some((r) => r.status === "up" && r.position !== undefined);
+  }
+
+  /**
+   * Takes a fresh sample of every up replica, sharing any probe already in flight; a replica
+   * refreshed within `minRefreshMs` is not probed again.
+   */
+  async refresh(): Promise<void> {
+    const now = Date.now();
+    const waits: Array<Promise<void>> = [];
+    for (const r of this.#replicas) {
+      if (r.status !== "up") continue;
+      if (r.inFlight) waits.push(r.inFlight);
+      else if (now - r.lastRefreshAt >= this.#minRefreshMs) {
+        r.lastRefreshAt = now;
+        waits.push(this.#probe(r));
+      }
+    }
+    await Promise.all(waits);
+  }
+
+  /** Reads the primary's current position, sharing a read already in flight. */
+  refreshPrimary(): Promise<Lsn | undefined> {
+    if (!this.#primary || this.#closed) return Promise.resolve(this.#primaryPosition);
+    this.#primaryInFlight ??= withTimeout(this.#primary(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
+      .then((rows) => {
+        this.notePrimaryPosition(lsnFromRow(rows[0]));
+        return this.#primaryPosition;
+      })
+      .catch((error) => {
+        this.#onError?.("primary", error);
+        return undefined;
+      })
+      .finally(() => {
+        this.#primaryInFlight = undefined;
+      });
+    return this.#primaryInFlight;
+  }
+
+  /** Records a position the primary is known to have reached, e.g. one captured after a write. */
+  notePrimaryPosition(lsn: Lsn): void {
+    if (this.#primaryPosition !== undefined && lsn <= this.#primaryPosition) return;
+    this.#primaryPosition = lsn;
+    this.#history.push({ at: Date.now(), lsn });
+    if (this.#history.length > HISTORY) this.#history.shift();
+  }
+
+  /**
+   * Marks a replica down at once, e.g. after a read on it failed with a connection error.
+   * Its position is forgotten: after a crash it may come back behind what was sampled.
+   */
+  markDown(index: number, error?: unknown): void {
+    const r = this.#replicas[index];
+    if (!r || r.status === "down") return;
+    r.errors = Math.max(r.errors + 1, this.#downAfter);
+    this.#down(r);
+    if (error !== undefined) this.#onError?.(r.name, error);
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    // unref: a tracker must never keep an app (or a test run) alive.
+    this.#timer = setTimeout(() => this.#tick(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const r of this.#replicas) {
+      if (!r.inFlight && now >= r.nextProbeAt) void this.#probe(r);
+    }
+    void this.refreshPrimary();
+    this.#schedule();
+  }
+
+  #probe(r: Replica): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const seq = ++r.seq;
+    const probe = withTimeout(r.query(PROBE_SQL), this.#probeTimeoutMs, "replica probe")
+      .then((rows) => this.#accept(r, seq, rows[0]))
+      .catch((error) => this.#fail(r, seq, error))
+      .finally(() => {
+        if (r.inFlight === probe) r.inFlight = undefined;
+      });
+    r.inFlight = probe;
+    return probe;
+  }
+
+  #accept(r: Replica, seq: number, row: Record<string, unknown> | undefined): void {
+    // Samples can overlap only after a timeout; the newest one started is the one to keep.
+    if (seq < r.acceptedSeq) return;
+    r.acceptedSeq = seq;
+    if (row?.recovery === false) {
+      // Promoted: its replay position froze and it now takes writes of its own timeline.
+      r.status = "promoted";
+      r.position = undefined;
+      r.errors = 0;
+      r.nextProbeAt = 0;
+      return;
+    }
+    if (row?.recovery !== true || typeof row.replay !== "string") throw new Error(`unexpected probe row ${JSON.stringify(row)}`);
+    r.position = parseLsn(row.replay);
+    r.sampledAt = Date.now();
+    r.status = "up";
+    r.errors = 0;
+    r.nextProbeAt = 0;
+  }
+
+  #fail(r: Replica, seq: number, error: unknown): void {
+    if (seq < r.acceptedSeq) return;
+    r.acceptedSeq = seq;
+    r.errors++;
+    // An unparsable or failed sample means the position is unknown, and unknown means behind.
+    r.position = undefined;
+    if (r.errors >= this.#downAfter) this.#down(r);
+    this.#onError?.(r.name, error);
+  }
+
+  #down(r: Replica): void {
+    r.status = "down";
+    r.position = undefined;
+    const backoff = Math.min(this.#maxBackoffMs, this.#intervalMs * 2 ** Math.max(0, r.errors - this.#downAfter));
+    r.nextProbeAt = Date.now() + backoff;
+  }
+
+  #view(r: Replica): ReplicaView {
+    const primary = this.#primaryPosition;
+    const lagBytes = primary !== undefined && r.position !== undefined ? Number(primary > r.position ? primary - r.position : 0n) : undefined;
+    return {
+      index: r.index,
+      name: r.name,
+      status: r.status,
+      position: r.position,
+      lagBytes,
+      lagMs: r.position === undefined ? undefined : this.#lagMs(r.position),
+      sampledAt: r.sampledAt,
+      consecutiveErrors: r.errors,
+    };
+  }
+
+  #lagMs(position: Lsn): number {
+    const oldestUnreplayed = this.#history.find((h) => h.lsn > position);
+    return oldestUnreplayed ? Math.max(0, Date.now() - oldestUnreplayed.at) : 0;
+  }
+}
