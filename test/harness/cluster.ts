@@ -68,7 +68,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     pg(info, "initdb", ["-D", p.dataDir, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]);
     appendFileSync(p.dataDir + "/postgresql.conf", baseConf(p) + [
       "wal_level = replica", "max_wal_senders = 10", "max_replication_slots = 10", "hot_standby_feedback = on",
-      "fsync = off", "full_page_writes = off", "synchronous_commit = on", "max_connections = 200",
+      "fsync = off", "full_page_writes = off", "wal_keep_size = 256", "synchronous_commit = on", "max_connections = 200",
       "shared_preload_libraries = 'pg_stat_statements'", "",
     ].join("\n"));
     appendFileSync(p.dataDir + "/pg_hba.conf", "host replication postgres 127.0.0.1/32 trust\n");
@@ -160,6 +160,11 @@ export async function stopReplica(info: ClusterInfo, replica: number): Promise<v
 
 export async function startReplica(info: ClusterInfo, replica: number): Promise<void> {
   startNode(info, nodeOf(info, replica));
+}
+
+/** Promotes a replica to a primary of its own (a failover); it stops following the primary. */
+export async function promoteReplica(info: ClusterInfo, replica: number): Promise<void> {
+  await pgAsync(info, "pg_ctl", ["-D", nodeOf(info, replica).dataDir, "-w", "-t", "60", "promote"]);
 }
 
 /** kill -9 of the replica's postmaster; waits until it stopped answering. */

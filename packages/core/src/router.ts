@@ -85,6 +85,8 @@ export interface Ryw {
   /**
    * Runs a read where it is safe: `run` gets the chosen target and executes the query there.
    * A replica that fails with a connection error is marked down and the read retried on the primary.
+   * With `speculate` on, `run` can also be started on a replica and its result dropped, so it must
+   * only read: no side effects, no counters.
    */
   read<T>(run: (target: Target) => Promise<T>, options?: ReadOptions): Promise<T>;
   /** The routing decision alone, without running anything. */

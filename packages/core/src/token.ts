@@ -31,7 +31,8 @@ export function createTokenCodec(options: TokenCodecOptions): TokenCodec {
   const keys = options?.keys;
   if (!Array.isArray(keys) || keys.length === 0) throw invalidOption("tokenKeys", "a non-empty array of secrets", keys);
   keys.forEach((key, i) => {
-    if (typeof key !== "string" || key.length < 16) throw invalidOption(`tokenKeys[${i}]`, "a string of at least 16 characters", typeof key === "string" ? `a ${key.length}-character string` : key);
+    if (typeof key !== "string") throw invalidOption(`tokenKeys[${i}]`, "a string of at least 16 characters", key);
+    if (key.length < 16) throw new RywError("INVALID_OPTION", `Option \`tokenKeys[${i}]\` must be a string of at least 16 characters, got a ${key.length}-character string.`);
   });
   const mac = (key: string, payload: Buffer) => createHmac("sha256", key).update(`${VERSION}.`).update(payload).digest().subarray(0, MAC_BYTES);
 

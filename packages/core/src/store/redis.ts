@@ -135,5 +135,9 @@ async function connect(url: string): Promise<RedisLike> {
   });
   // Fail fast while disconnected: the router treats a store error as "go to the primary", which
   // beats queueing reads behind a reconnect.
-  return new mod.Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000 }) as unknown as RedisLike;
+  const client = new mod.Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000 });
+  // Connection errors reach the router through failed calls; without a listener ioredis would
+  // also print each reconnect attempt as an unhandled error event.
+  client.on("error", () => {});
+  return client as unknown as RedisLike;
 }
