@@ -1,4 +1,5 @@
 import type { Lsn } from "./lsn.js";
+import { formatLsn } from "./lsn.js";
 import type { ReplicaStatus, ReplicaTracker } from "./tracker.js";
 
 /**
@@ -112,7 +113,7 @@ export class Telemetry {
   }
 
   snapshot(tracker: ReplicaTracker, pinnedScopes: number): RywStats {
-    const hex = (lsn: Lsn | undefined) => (lsn === undefined ? undefined : `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`);
+    const hex = (lsn: Lsn | undefined) => (lsn === undefined ? undefined : formatLsn(lsn));
     return {
       routes: structuredClone(this.routes),
       reads: { ...this.reads },
