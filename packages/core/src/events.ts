@@ -50,6 +50,7 @@ export interface RouteDecision {
 
 export type RywEvent =
   | { type: "route"; decision: RouteDecision }
+  /** `position` is the recorded value: an LSN, or the write time in ms under `time-window`. */
   | { type: "record"; scope: string; position: Lsn }
   | { type: "error"; source: "store" | "tracker" | "record" | "token" | "replica" | "capture"; error: unknown; scope?: string | undefined; replica?: string };
 

@@ -191,28 +191,13 @@ class Router implements Ryw {
   }
 
   async recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void> {
-    const lsn = toLsn(position);
-    const ctx = currentContext();
-    const scope = options?.scope ?? ctx?.scope;
-    const now = Date.now();
-    if (ctx && ctx.scope === scope) {
-      ctx.known.position = maxLsn(ctx.known.position, lsn);
-      ctx.known.lastWriteAt = now;
-    }
-    this.tracker.notePrimaryPosition(lsn);
-    if (scope === undefined || this.strategy === "primary" || this.strategy === "token") return;
-    const value = this.strategy === "time-window" ? BigInt(now) : lsn;
-    const ttl = this.strategy === "time-window" ? this.#windowMs : this.#ttlMs;
-    try {
-      await this.#store.advance(scope, value, ttl);
-      this.#telemetry.emit({ type: "record", scope, position: lsn });
-    } catch (error) {
-      this.#telemetry.emit({ type: "error", source: "record", error, scope });
-      this.#pins.add(scope, value, ttl);
-    }
+    await this.#record(toLsn(position), options);
   }
 
   async afterWrite(options?: ReadOptions): Promise<void> {
+    if (this.strategy === "primary") return;
+    // A time window needs only the time of the write, not its position.
+    if (this.strategy === "time-window") return this.#record(undefined, options);
     let lsn: Lsn;
     try {
       lsn = await capturePosition(this.#primary);
@@ -221,10 +206,33 @@ class Router implements Ryw {
       this.#telemetry.emit({ type: "error", source: "capture", error, scope });
       // The write committed but its position is unknown: keep the scope on the primary and
       // record a later position (any later one is past the commit) in the background.
-      if (scope !== undefined && this.strategy !== "primary") this.#pins.add(scope, undefined, this.#ttlMs);
+      if (scope !== undefined) this.#pins.add(scope, undefined, this.#ttlMs);
       return;
     }
-    await this.recordWrite(lsn, options);
+    await this.#record(lsn, options);
+  }
+
+  async #record(lsn: Lsn | undefined, options: ReadOptions | undefined): Promise<void> {
+    const ctx = currentContext();
+    const scope = options?.scope ?? ctx?.scope;
+    const now = Date.now();
+    if (ctx && ctx.scope === scope) {
+      ctx.known.position = maxLsn(ctx.known.position, lsn);
+      ctx.known.lastWriteAt = now;
+    }
+    if (lsn !== undefined) this.tracker.notePrimaryPosition(lsn);
+    if (scope === undefined || this.strategy === "primary" || this.strategy === "token") return;
+    const window = this.strategy === "time-window";
+    const value = window ? BigInt(now) : lsn;
+    if (value === undefined) return;
+    const ttl = window ? this.#windowMs : this.#ttlMs;
+    try {
+      await this.#store.advance(scope, value, ttl);
+      this.#telemetry.emit({ type: "record", scope, position: value });
+    } catch (error) {
+      this.#telemetry.emit({ type: "error", source: "record", error, scope });
+      this.#pins.add(scope, value, ttl);
+    }
   }
 
   commitToken(): string | undefined {
