@@ -32,23 +32,40 @@ export interface ScopeInit {
   token?: string | undefined;
 }
 
+/** What a callback's result becomes: lazy thenables (Prisma and Drizzle queries) are awaited inside. */
+export type Settled<T> = T extends PromiseLike<unknown> ? Promise<Awaited<T>> : T;
+
 /**
  * Runs `fn` with a scope: reads inside it see every write made in that scope, in this process or
- * any other that shares the store. A string is shorthand for `{ scope }`.
+ * any other that shares the store. A string is shorthand for `{ scope }`. A thenable that `fn`
+ * returns is awaited inside the scope: Prisma and Drizzle queries only start when awaited, and
+ * would otherwise run without it.
  * @example app.use((req, res, next) => runWithScope({ scope: req.user?.id }, next))
+ * @example const posts = await runWithScope(userId, () => db.post.findMany())
  */
-export function runWithScope<T>(init: ScopeInit | string | undefined, fn: () => T): T {
+export function runWithScope<T>(init: ScopeInit | string | undefined, fn: () => T): Settled<T> {
   const { scope, token } = typeof init === "string" ? { scope: init, token: undefined } : (init ?? {});
   if (scope !== undefined) validateScope(scope);
   if (token !== undefined && typeof token !== "string") throw new RywError("INVALID_TOKEN", "runWithScope: `token` must be a string.");
-  return storage.run({ scope, token: token || undefined, primary: false, known: { position: undefined, lastWriteAt: undefined } }, fn);
+  return storage.run({ scope, token: token || undefined, primary: false, known: { position: undefined, lastWriteAt: undefined } }, () => settleInside(fn));
 }
 
 /** Runs `fn` with every read sent to the primary. Writes inside still count for the request. */
-export function onPrimary<T>(fn: () => T): T {
+export function onPrimary<T>(fn: () => T): Settled<T> {
   const current = storage.getStore();
   const known = current?.known ?? { position: undefined, lastWriteAt: undefined };
-  return storage.run({ scope: current?.scope, token: current?.token, primary: true, known }, fn);
+  return storage.run({ scope: current?.scope, token: current?.token, primary: true, known }, () => settleInside(fn));
+}
+
+function settleInside<T>(fn: () => T): Settled<T> {
+  const result = fn();
+  if (!isThenable(result)) return result as Settled<T>;
+  // `await` calls `then` from a job created here, so a lazy query starts inside this context.
+  return (async () => await result)() as Settled<T>;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as { then?: unknown }).then === "function";
 }
 
 /** The current request's context, if any. */

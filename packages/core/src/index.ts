@@ -1,4 +1,4 @@
-export { RywError, isRywError } from "./errors.js";
+export { RywError, isRywError, invalidOption } from "./errors.js";
 export type { RywErrorCode } from "./errors.js";
 export { parseLsn, formatLsn, maxLsn, compareLsn, toLsn } from "./lsn.js";
 export type { Lsn } from "./lsn.js";
@@ -15,7 +15,7 @@ export type { ReplicaConfig, ReplicaStatus, ReplicaView, TrackerOptions } from "
 export { roundRobin, leastLag, random } from "./choose.js";
 export type { ReplicaChooser, ChooserName } from "./choose.js";
 export { runWithScope, onPrimary, getScope, currentContext } from "./context.js";
-export type { RywContext, ScopeInit } from "./context.js";
+export type { RywContext, ScopeInit, Settled } from "./context.js";
 export { createTokenCodec } from "./token.js";
 export type { TokenCodec, TokenCodecOptions } from "./token.js";
 export { createRyw } from "./router.js";

@@ -195,7 +195,8 @@ class Router implements Ryw {
   }
 
   async afterWrite(options?: ReadOptions): Promise<void> {
-    if (this.strategy === "primary") return;
+    // Without a scope nobody can ask for this write later: skip the capture round trip.
+    if (this.strategy === "primary" || (options?.scope ?? currentContext()?.scope) === undefined) return;
     // A time window needs only the time of the write, not its position.
     if (this.strategy === "time-window") return this.#record(undefined, options);
     let lsn: Lsn;
