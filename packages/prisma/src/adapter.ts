@@ -1,0 +1,69 @@
+import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery } from "./driver.js";
+import type { LazyAdapter } from "./lazy-adapter.js";
+import type { CommitHooks } from "./transaction.js";
+import { watchCommit } from "./transaction.js";
+import { currentOperation } from "./operation.js";
+import type { UniqueReads } from "./unique-reads.js";
+
+/**
+ * The driver adapter factory to give `new PrismaClient({ adapter })`. It wraps the primary's
+ * adapter: statements of a read that the router sent to a replica run on that replica's adapter,
+ * everything else (writes, transactions, anything outside the extension) on the primary.
+ * Routing below Prisma, rather than re-issuing the call on another client, keeps every result,
+ * query and model extension applying to rerouted reads, whatever order they were applied in.
+ */
+export class RoutingAdapterFactory implements SqlDriverAdapterFactory {
+  readonly provider: SqlDriverAdapterFactory["provider"];
+  readonly adapterName: string;
+  /** How many times Prisma connected through this factory; 0 means no client uses it yet. */
+  connections = 0;
+  readonly #primary: SqlDriverAdapterFactory;
+  readonly #replicas: ReadonlyArray<LazyAdapter>;
+  readonly #commit: CommitHooks;
+  readonly #unique: UniqueReads;
+
+  constructor(primary: SqlDriverAdapterFactory, replicas: ReadonlyArray<LazyAdapter>, commit: CommitHooks, unique: UniqueReads) {
+    this.provider = primary.provider;
+    this.adapterName = primary.adapterName;
+    this.#primary = primary;
+    this.#replicas = replicas;
+    this.#commit = commit;
+    this.#unique = unique;
+  }
+
+  async connect(): Promise<SqlDriverAdapter> {
+    const adapter = await this.#primary.connect();
+    this.connections++;
+    return routeAdapter(adapter, this.#replicas, this.#commit, this.#unique);
+  }
+}
+
+function routeAdapter(primary: SqlDriverAdapter, replicas: ReadonlyArray<LazyAdapter>, commit: CommitHooks, unique: UniqueReads): SqlDriverAdapter {
+  async function run<M extends "queryRaw" | "executeRaw">(method: M, query: SqlQuery): Promise<Awaited<ReturnType<SqlDriverAdapter[M]>>> {
+    const op = currentOperation();
+    const target = op?.target;
+    if (op && target?.kind === "replica" && (!op.unique || unique.replicaMayAnswer(target.index))) {
+      try {
+        const replica = await replicas[target.index]!.get();
+        return (await replica[method](query)) as Awaited<ReturnType<SqlDriverAdapter[M]>>;
+      } catch (error) {
+        op.replicaError = error;
+        throw error;
+      }
+    }
+    const result = (await primary[method](query)) as Awaited<ReturnType<SqlDriverAdapter[M]>>;
+    if (op?.kind === "write") op.dirty = true;
+    return result;
+  }
+  return new Proxy(primary, {
+    get(target, property) {
+      if (property === "queryRaw") return (query: SqlQuery) => run("queryRaw", query);
+      if (property === "executeRaw") return (query: SqlQuery) => run("executeRaw", query);
+      if (property === "startTransaction") {
+        return async (...args: Parameters<SqlDriverAdapter["startTransaction"]>) => watchCommit(await target.startTransaction(...args), commit);
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

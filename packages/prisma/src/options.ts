@@ -1,0 +1,92 @@
+import { PrismaPg } from "@prisma/adapter-pg";
+import type { PositionStore, RywOptions } from "@ryw/core";
+import { invalidOption, MemoryStore, RedisStore } from "@ryw/core";
+import type { SqlDriverAdapterFactory } from "./driver.js";
+
+/** A node given as a connection string or as a driver adapter factory such as `new PrismaPg(...)`. */
+export type NodeInput = string | SqlDriverAdapterFactory;
+
+export interface ReplicaInput {
+  /** Shown in stats and events. @default "replica-<index>" */
+  name?: string;
+  adapter: NodeInput;
+}
+
+export interface RywPrismaOptions extends Omit<RywOptions, "primary" | "replicas" | "store"> {
+  /**
+   * The primary. Use the same database the PrismaClient would use without ryw.
+   * @default process.env.DATABASE_URL
+   */
+  primary?: NodeInput;
+  /**
+   * The read replicas: connection strings, driver adapter factories, or `{ name, adapter }`.
+   * An empty list sends every read to the primary.
+   * @default process.env.DATABASE_REPLICA_URLS, split on commas
+   */
+  replicas?: ReadonlyArray<NodeInput | ReplicaInput>;
+  /**
+   * Where scope positions live. Use a `RedisStore` to follow users across app servers.
+   * @default new RedisStore({ url: process.env.REDIS_URL }) when REDIS_URL is set, else new MemoryStore() (with a warning)
+   */
+  store?: PositionStore;
+  /** Where the defaults come from. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ResolvedNodes {
+  primary: SqlDriverAdapterFactory;
+  replicas: Array<{ name: string; factory: SqlDriverAdapterFactory }>;
+  store: PositionStore;
+  /** Set when ryw created the store, so that `close()` closes it. */
+  ownsStore: boolean;
+}
+
+export function resolveNodes(options: RywPrismaOptions): ResolvedNodes {
+  if (typeof options !== "object" || options === null) throw invalidOption("options", "an object", options);
+  const env = options.env ?? process.env;
+  const primaryInput = options.primary ?? env.DATABASE_URL;
+  if (primaryInput === undefined || primaryInput === "") throw invalidOption("primary", "a connection string or a driver adapter (or set DATABASE_URL)", primaryInput);
+  const primary = toFactory("primary", primaryInput);
+
+  const replicaInputs = options.replicas ?? splitUrls(env.DATABASE_REPLICA_URLS);
+  if (!Array.isArray(replicaInputs)) throw invalidOption("replicas", "an array of connection strings or driver adapters", replicaInputs);
+  const replicas = replicaInputs.map((input: NodeInput | ReplicaInput, index) => {
+    const option = `replicas[${index}]`;
+    if (isReplicaInput(input)) {
+      if (input.name !== undefined && (typeof input.name !== "string" || input.name === "")) throw invalidOption(`${option}.name`, "a non-empty string", input.name);
+      return { name: input.name ?? `replica-${index}`, factory: toFactory(`${option}.adapter`, input.adapter) };
+    }
+    return { name: `replica-${index}`, factory: toFactory(option, input) };
+  });
+
+  if (options.store !== undefined) return { primary, replicas, store: options.store, ownsStore: false };
+  const redisUrl = env.REDIS_URL;
+  if (redisUrl) return { primary, replicas, store: new RedisStore({ url: redisUrl }), ownsStore: true };
+  console.warn("[ryw] REDIS_URL is not set: positions are kept in this process's memory, so a user's writes made through another app server are not guaranteed to be visible here. Set REDIS_URL or pass `store`.");
+  return { primary, replicas, store: new MemoryStore(), ownsStore: true };
+}
+
+function splitUrls(value: string | undefined): string[] {
+  return (value ?? "").split(",").map((url) => url.trim()).filter((url) => url !== "");
+}
+
+function isReplicaInput(input: unknown): input is ReplicaInput {
+  return typeof input === "object" && input !== null && "adapter" in input && !("connect" in input);
+}
+
+function toFactory(option: string, input: unknown): SqlDriverAdapterFactory {
+  if (typeof input === "string") {
+    if (!/^postgres(ql)?:\/\//.test(input)) throw invalidOption(option, "a postgres:// or postgresql:// connection string", input);
+    return new PrismaPg({ connectionString: input });
+  }
+  if (typeof input === "object" && input !== null && typeof (input as { $connect?: unknown }).$connect === "function") {
+    // Re-running a read on another client would skip the extensions applied to this one.
+    throw invalidOption(option, "a connection string or a driver adapter, not a PrismaClient (pass the adapter you would give that client, e.g. new PrismaPg(...))", input);
+  }
+  if (typeof input !== "object" || input === null || typeof (input as { connect?: unknown }).connect !== "function") {
+    throw invalidOption(option, "a connection string or a driver adapter factory such as new PrismaPg(...)", input);
+  }
+  const factory = input as SqlDriverAdapterFactory;
+  if (factory.provider !== "postgres") throw invalidOption(option, "a PostgreSQL driver adapter", factory.provider);
+  return factory;
+}

@@ -1,0 +1,45 @@
+import type { SqlQuery, SqlResultSet, Transaction } from "./driver.js";
+
+export interface CommitHooks {
+  /**
+   * Reads the position right after `COMMIT`, on the transaction's own connection. Returns
+   * `undefined` when it need not or could not; never throws.
+   */
+  capture(query: (query: SqlQuery) => Promise<SqlResultSet>): Promise<string | undefined>;
+  /** Runs once the connection is released; `position` is what `capture` returned, if it ran. */
+  committed(position: string | undefined): Promise<void>;
+}
+
+const COMMIT = /^\s*commit\b/i;
+
+/**
+ * Watches a transaction for its commit. Prisma sends `COMMIT` as a statement and then calls
+ * `commit()`, which for node-postgres only releases the connection: in between, the connection
+ * is still ours, so the position is read on it without a second pool checkout, and the store is
+ * updated after the release. An adapter that commits inside `commit()` instead gets its position
+ * read after the release. Savepoints (nested transactions) pass through untouched: only the
+ * outermost commit ends the transaction. A rollback records nothing.
+ */
+export function watchCommit(tx: Transaction, hooks: CommitHooks): Transaction {
+  let committed = false;
+  return new Proxy(tx, {
+    get(target, property) {
+      if (property === "executeRaw") {
+        return async (query: SqlQuery) => {
+          const count = await target.executeRaw(query);
+          if (COMMIT.test(query.sql)) committed = true;
+          return count;
+        };
+      }
+      if (property === "commit") {
+        return async () => {
+          const position = committed ? await hooks.capture((query) => target.queryRaw(query)) : undefined;
+          await target.commit();
+          await hooks.committed(position);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,80 @@
+import { inject } from "vitest";
+import postgres from "postgres";
+import type { RywPrismaOptions } from "@ryw/prisma";
+import { ryw, MemoryStore } from "@ryw/prisma";
+import { PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
+
+export const cluster = inject("cluster");
+
+/** One connection per node, for asking the servers themselves what they ran. */
+export const servers = {
+  primary: postgres(cluster.primary.url, { max: 1, onnotice: () => {} }),
+  replicas: cluster.replicas.map((r) => postgres(r.url, { max: 1, onnotice: () => {} })),
+};
+
+export async function closeServers(): Promise<void> {
+  await Promise.all([servers.primary, ...servers.replicas].map((sql) => sql.end({ timeout: 1 })));
+}
+
+/** A ryw-extended client on the test cluster; replicas are named after the harness nodes. */
+export async function makeClient(options: Partial<RywPrismaOptions> = {}) {
+  const rw = ryw({
+    primary: cluster.primary.url,
+    replicas: cluster.replicas.map((r) => ({ name: r.name, adapter: r.url })),
+    store: new MemoryStore(),
+    tracker: { intervalMs: 20 },
+    ...options,
+  });
+  const base = new PrismaClient({ adapter: rw.adapter });
+  const db = base.$extends(rw);
+  await rw.ryw.ready();
+  return {
+    rw,
+    base,
+    db,
+    async close() {
+      await base.$disconnect();
+      await rw.ryw.close();
+    },
+  };
+}
+
+export type Where = { primary: number; r0: number; r1: number };
+
+const STATEMENTS = `select coalesce(sum(calls), 0)::int as n from pg_stat_statements
+  where query ~ '"public"\\."(Post|User)"|"(Post|User)"' and query !~* 'pg_stat_statements'`;
+
+/**
+ * Runs `fn` and returns how many statements on the test tables each server executed meanwhile,
+ * from pg_stat_statements on each server: the servers say where the queries ran.
+ */
+export async function where<T>(fn: () => Promise<T>): Promise<{ value: T; ran: Where }> {
+  const nodes = [servers.primary, ...servers.replicas];
+  // A server that is down (killed by a fault test) cannot have answered anything: it counts 0,
+  // and so does one that restarted meanwhile (its counters start empty).
+  const reset = await Promise.all(nodes.map((sql) => sql`select pg_stat_statements_reset()`.then(() => true, () => false)));
+  const value = await fn();
+  const [p, r0, r1] = await Promise.all(nodes.map(async (sql, i) => (reset[i] ? ((await sql.unsafe(STATEMENTS).catch(() => [{ n: 0 }]))[0]!.n as number) : 0)));
+  return { value, ran: { primary: p!, r0: r0!, r1: r1! } };
+}
+
+let seq = 0;
+/** A value no other test (or run) uses. */
+export function unique(label: string): string {
+  return `${label}-${process.pid}-${Date.now().toString(36)}-${++seq}`;
+}
+
+/** A user created straight on the primary, replicated before the test starts. */
+export async function seedUser(label = "seed"): Promise<number> {
+  const email = `${unique(label)}@example.com`;
+  const [row] = await servers.primary`insert into "User" (email) values (${email}) returning id`;
+  return row!.id as number;
+}
+
+/** Position captures (`pg_current_wal_insert_lsn()`) the primary ran during `fn`. */
+export async function captures<T>(fn: () => Promise<T>): Promise<{ value: T; captures: number }> {
+  await servers.primary`select pg_stat_statements_reset()`;
+  const value = await fn();
+  const [row] = await servers.primary`select coalesce(sum(calls), 0)::int as n from pg_stat_statements where query ~* 'pg_current_wal_insert_lsn' and query !~* 'pg_stat_statements'`;
+  return { value, captures: row!.n as number };
+}
