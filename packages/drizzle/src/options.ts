@@ -1,0 +1,32 @@
+import type { Options, PostgresType, Sql } from "postgres";
+import type { RywOptions } from "@ryw/core";
+
+/** A postgres.js client (`postgres(url)`) or a connection string. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Connection = Sql<any> | string;
+
+export interface ReplicaInit {
+  connection: Connection;
+  /** Shown in stats and events. @default "replica-<index>" */
+  name?: string;
+}
+
+export interface RywSessionOptions extends Omit<RywOptions, "primary" | "replicas"> {
+  /** The primary: a postgres.js client or a connection string. Writes, transactions and unsure statements run here. */
+  primary: Connection;
+  /**
+   * The read replicas: postgres.js clients, connection strings, or `{ connection, name }`.
+   * An empty list sends everything to the primary.
+   */
+  replicas: ReadonlyArray<Connection | ReplicaInit>;
+  /** postgres.js options for the clients created from connection strings. @default {} */
+  connectionOptions?: Options<Record<string, PostgresType>>;
+  /**
+   * Names of your own functions that never write, so that SELECTs calling them may still go to a
+   * replica. Every other function call keeps a statement on the primary.
+   * @default []
+   */
+  readFunctions?: ReadonlyArray<string>;
+  /** How many distinct SQL texts keep their classification cached. @default 2000 */
+  classifierCacheSize?: number;
+}
