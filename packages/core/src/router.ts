@@ -66,7 +66,10 @@ export interface RywOptions {
   refreshOnDemand?: boolean;
   /** Store calls slower than this count as failures (the read goes to the primary). @default 100 */
   storeTimeoutMs?: number;
-  /** After a store failure, skip the store for this long, and retry failed records this often. @default 1000 */
+  /**
+   * After a store failure, skip the store for this long (reads go to the primary), and retry failed
+   * records this often. Short, because every skipped read costs replica share. @default 250
+   */
   storeRetryMs?: number;
   /** Replica polling: `intervalMs` (default 100), `downAfter`, `probeTimeoutMs`, `maxBackoffMs`, `minRefreshMs`. */
   tracker?: Omit<TrackerOptions, "replicas" | "primary" | "onError">;
@@ -149,7 +152,7 @@ class Router implements Ryw {
     this.#ttlMs = positiveInt("ttlMs", options.ttlMs, 300_000);
     this.#windowMs = positiveInt("windowMs", options.windowMs, 2000);
     const storeTimeoutMs = positiveInt("storeTimeoutMs", options.storeTimeoutMs, 100);
-    const storeRetryMs = positiveInt("storeRetryMs", options.storeRetryMs, 1000);
+    const storeRetryMs = positiveInt("storeRetryMs", options.storeRetryMs, 250);
     if (options.tokenKeys !== undefined || this.strategy === "token") {
       if (options.tokenKeys === undefined) throw invalidOption("tokenKeys", 'set when strategy is "token"', undefined);
       this.#codec = createTokenCodec({ keys: options.tokenKeys });

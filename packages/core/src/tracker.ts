@@ -28,7 +28,10 @@ export interface TrackerOptions {
   probeTimeoutMs?: number;
   /** Longest pause between re-probes of a down replica. @default 2000 */
   maxBackoffMs?: number;
-  /** Least time between two on-demand refreshes of one replica, so reads cannot flood it. @default 5 */
+  /**
+   * Least time between two on-demand refreshes of one replica. With the poll, probes per replica
+   * stay under 1000/intervalMs + 1000/minRefreshMs a second, whatever the request rate. @default 20
+   */
   minRefreshMs?: number;
   /** Called with each probe error. */
   onError?: (replica: string, error: unknown) => void;
@@ -94,7 +97,7 @@ export class ReplicaTracker {
     this.#downAfter = positiveInt("downAfter", options.downAfter, 2);
     this.#probeTimeoutMs = positiveInt("probeTimeoutMs", options.probeTimeoutMs, 1000);
     this.#maxBackoffMs = positiveInt("maxBackoffMs", options.maxBackoffMs, 2000);
-    this.#minRefreshMs = positiveInt("minRefreshMs", options.minRefreshMs, 5, 0);
+    this.#minRefreshMs = positiveInt("minRefreshMs", options.minRefreshMs, 20, 0);
     this.#onError = options.onError;
     this.#primary = options.primary;
     const names = new Set<string>();
