@@ -1,0 +1,167 @@
+/**
+ * `pnpm bench [--quick] [--profiles a,b] [--routers substring,...] [--seconds N] [--users N]`
+ *
+ * Starts a private cluster (primary, two replicas, Redis), then runs the same workload through
+ * every router under every lag profile, and measures A/B micro ratios. Writes a JSON file to
+ * bench/results/ and regenerates docs/benchmarks.md with its chart. `--quick` is a short run that
+ * exits non-zero if any @ryw router served a stale read; timings are reported, never asserted.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { applyMigrations, startCluster, stopCluster, waitForReplicas } from "../test/harness/index.js";
+import { readCounters, resetCounters } from "./counters.js";
+import { measurePair } from "./micro.js";
+import type { Ratio } from "./micro.js";
+import { corePairs, drizzlePairs, prismaPairs } from "./micro-pairs.js";
+import { profiles } from "./profiles.js";
+import { writeReport } from "./report.js";
+import type { RunRecord } from "./report.js";
+import { routers } from "./routers/index.js";
+import { percentile, round } from "./stats.js";
+import { runWorkload } from "./workload.js";
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const value = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = flag("quick");
+const seconds = Number(value("seconds") ?? (quick ? 2 : 8));
+const userCount = Number(value("users") ?? (quick ? 60 : 300));
+// Think time scales with the user count so that the offered load (~1,200 ops/s) stays below what
+// this 2-core machine serves: an overloaded run measures queueing, not routing.
+const thinkMs = Number(value("think") ?? Math.round(userCount / 1.2));
+const wantedProfiles = value("profiles")?.split(",");
+const wantedRouters = value("routers")?.split(",");
+const microIterations = Number(value("micro") ?? 3000);
+
+const started = Date.now();
+const cluster = await startCluster({ replicas: 2, redis: true });
+const out = (line: string) => process.stdout.write(`${line}\n`);
+let exitCode = 0;
+try {
+  await applyMigrations(cluster);
+  const sql = postgres(cluster.primary.url, { onnotice: () => {} });
+  const users = (await sql`insert into "User" (email) select 'bench-' || g || '@example.com' from generate_series(1, ${userCount}) g returning id`).map((r) => r.id as number);
+  await sql.end();
+  out(`cluster up, ${users.length} users; ${seconds} s per router and profile${quick ? " (quick)" : ""}`);
+
+  const runs: RunRecord[] = [];
+  const selectedProfiles = profiles.filter((p) => !wantedProfiles || wantedProfiles.includes(p.name));
+  // The quick run checks the invariant only: routers that promise read-your-writes, every profile.
+  const selectedRouters = routers.filter((r) => (wantedRouters ? wantedRouters.some((w) => r.name.includes(w)) : !quick || r.promisesRyw));
+  for (const profile of selectedProfiles) {
+    out(`\n== ${profile.name}: ${profile.description}`);
+    for (const spec of selectedRouters) {
+      await profile.before(cluster);
+      const router = await spec.create(cluster);
+      await resetCounters(cluster);
+      const abort = new AbortController();
+      const chaosLog: string[] = [];
+      const chaos = profile.during?.(cluster, abort.signal, (e) => chaosLog.push(e));
+      const result = await runWorkload(router, { users, durationMs: seconds * 1000, writeShare: 0.1, foreignReadShare: 0.1, thinkMs, seed: 42 }, `${profile.name}-${spec.name}`);
+      abort.abort();
+      await chaos;
+      await profile.after(cluster);
+      const counts = await readCounters(cluster);
+      const served = router.served?.();
+      await router.close();
+      await waitForReplicas(cluster, 30_000);
+
+      const replicaStatements = Object.entries(counts.nodes).filter(([n]) => n !== "primary").reduce((a, [, c]) => a + c.workload, 0);
+      const replicaReads = served ? served.replica : replicaStatements;
+      const ops = result.reads + result.writes;
+      const allStatements = Object.values(counts.nodes).reduce((a, c) => a + c.workload + c.other, 0);
+      const record: RunRecord = {
+        profile: profile.name,
+        router: spec.name,
+        orm: spec.orm,
+        promisesRyw: spec.promisesRyw,
+        reads: result.reads,
+        checkedReads: result.checkedReads,
+        staleReads: result.staleReads,
+        writes: result.writes,
+        errors: result.errors,
+        firstErrors: result.firstErrors,
+        replicaShare: result.reads ? round(replicaReads / result.reads, 4) : 0,
+        wastedReplicaStatements: served ? Math.max(0, replicaStatements - served.replica) : 0,
+        primaryQps: round((counts.nodes.primary?.workload ?? 0) / (result.elapsedMs / 1000), 1),
+        readP50Ms: round(percentile(result.readLatencyMs, 50), 3),
+        readP99Ms: round(percentile(result.readLatencyMs, 99), 3),
+        writeP50Ms: round(percentile(result.writeLatencyMs, 50), 3),
+        writeP99Ms: round(percentile(result.writeLatencyMs, 99), 3),
+        extraDbStatementsPerOp: ops ? round((allStatements - ops) / ops, 3) : 0,
+        redisCallsPerOp: ops ? round(Object.values(counts.redis).reduce((a, b) => a + b, 0) / ops, 3) : 0,
+        probesPerSecondPerReplica: round(Object.entries(counts.nodes).filter(([n]) => n !== "primary").reduce((a, [, c]) => a + c.probes, 0) / cluster.replicas.length / (result.elapsedMs / 1000), 1),
+        opsPerSecond: round(ops / (result.elapsedMs / 1000), 0),
+        chaos: chaosLog,
+      };
+      runs.push(record);
+      out(`${spec.name.padEnd(26)} reads ${String(record.reads).padStart(6)}  stale ${String(record.staleReads).padStart(5)}  replica share ${record.replicaShare.toFixed(3)}  read p50 ${record.readP50Ms} ms  write p50 ${record.writeP50Ms} ms${record.errors ? `  errors ${record.errors}: ${record.firstErrors[0]}` : ""}`);
+      if (spec.promisesRyw && record.staleReads > 0) exitCode = 1;
+    }
+  }
+
+  // Tracker load must not follow the request rate: the same @ryw router at two offered loads.
+  const trackerLoad: Array<{ thinkMs: number; opsPerSecond: number; probesPerSecondPerReplica: number }> = [];
+  const core = routers.find((r) => r.name === "ryw (core)");
+  if (core && !wantedProfiles && !quick) {
+    for (const rateThink of [thinkMs * 4, thinkMs]) {
+      const router = await core.create(cluster);
+      await resetCounters(cluster);
+      const result = await runWorkload(router, { users, durationMs: seconds * 1000, writeShare: 0.1, foreignReadShare: 0.1, thinkMs: rateThink, seed: 7 }, `tracker-${rateThink}`);
+      const counts = await readCounters(cluster);
+      await router.close();
+      const s = result.elapsedMs / 1000;
+      const probes = Object.entries(counts.nodes).filter(([n]) => n !== "primary").reduce((a, [, c]) => a + c.probes, 0);
+      trackerLoad.push({ thinkMs: rateThink, opsPerSecond: round((result.reads + result.writes) / s, 0), probesPerSecondPerReplica: round(probes / cluster.replicas.length / s, 1) });
+    }
+    out(`\ntracker load: ${trackerLoad.map((t) => `${t.opsPerSecond} ops/s -> ${t.probesPerSecondPerReplica} probes/s per replica`).join("; ")}`);
+  }
+
+  const micro: Ratio[] = [];
+  if (!flag("no-micro") && !quick) {
+    out("\n== micro ratios (A/B interleaved, one process)");
+    for (const make of [corePairs, prismaPairs, drizzlePairs]) {
+      const set = await make(cluster, users[0]!);
+      try {
+        for (const pair of set.pairs) {
+          const ratio = await measurePair(pair, microIterations, Math.min(300, microIterations));
+          micro.push(ratio);
+          out(`${pair.name}: median ${ratio.medianRatio}x (p99 ${ratio.p99Ratio}x), ${ratio.aMedianUs} -> ${ratio.bMedianUs} us`);
+        }
+      } finally {
+        await set.close();
+      }
+    }
+  }
+
+  const record = {
+    startedAt: new Date(started).toISOString(),
+    durationS: round((Date.now() - started) / 1000, 1),
+    quick,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, pg: cluster.pgBin },
+    config: { seconds, users: users.length, writeShare: 0.1, foreignReadShare: 0.1, thinkMs, microIterations },
+    runs,
+    trackerLoad,
+    micro,
+  };
+  const dir = join(import.meta.dirname, "results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${quick ? "quick" : "full"}-${record.startedAt.replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  out(`\nresults: ${file}`);
+  if (!quick) writeReport(record, join(import.meta.dirname, "..", "docs"));
+  const stale = runs.filter((r) => r.promisesRyw && r.staleReads > 0);
+  if (stale.length) out(`\nSTALE READS by routers that promise read-your-writes: ${stale.map((r) => `${r.router} / ${r.profile}: ${r.staleReads}`).join(", ")}`);
+  else out(`\nno stale reads by any @ryw router (${runs.filter((r) => r.promisesRyw).reduce((a, r) => a + r.checkedReads, 0)} checked reads)`);
+} catch (error) {
+  console.error(error);
+  exitCode = 1;
+} finally {
+  await stopCluster(cluster);
+}
+process.exit(exitCode);
