@@ -386,8 +386,13 @@ function sweepAbandoned(): void {
 process.once("exit", () => {
   for (const info of [...live]) stopClusterSync(info);
 });
+// `on`, not `once`: with no listener left, a second Ctrl-C (or a runner passing the signal on)
+// would kill the process in the middle of the cleanup.
+let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     for (const info of [...live]) stopClusterSync(info);
     process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
   });
