@@ -288,7 +288,7 @@ class Router implements Ryw {
     const lookup = this.#store.get(scope);
     const candidates = this.#speculate ? this.tracker.candidates(known) : [];
     if (candidates.length > 0) {
-      const pick = this.#choose(candidates);
+      const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
       const attempt = settle(run(replicaTarget(pick)));
       const stored = await this.#lookup(lookup);
       if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
@@ -429,6 +429,15 @@ class Router implements Ryw {
     };
     void capture();
   }
+}
+
+/**
+ * The candidates worth a speculative read: a replica seconds behind would almost never satisfy a
+ * scope that wrote recently, and its answer would be thrown away. All of them if none keeps up.
+ */
+function keepingUp(candidates: ReplicaView[], maxLagMs: number): ReplicaView[] {
+  const fresh = candidates.filter((r) => r.lagMs !== undefined && r.lagMs <= maxLagMs);
+  return fresh.length > 0 ? fresh : candidates;
 }
 
 function replicaTarget(pick: ReplicaView): Target {

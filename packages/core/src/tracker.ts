@@ -121,6 +121,11 @@ export class ReplicaTracker {
     return this.#replicas.map((r) => this.#view(r));
   }
 
+  /** Background poll interval per replica, in ms. */
+  get intervalMs(): number {
+    return this.#intervalMs;
+  }
+
   /** The primary's latest known position: from the poller or from recorded writes. */
   get primaryPosition(): Lsn | undefined {
     return this.#primaryPosition;

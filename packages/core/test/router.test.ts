@@ -258,3 +258,39 @@ describe("options", () => {
     expect(() => createRyw({ ...base, store: {} as never })).toThrow(/`store` must be a PositionStore/);
   });
 });
+
+describe("speculation", () => {
+  it("starts speculative reads on a replica that keeps up, not on one that lags", async () => {
+    await setApplyDelay(cluster, 0, 500);
+    const ryw = await make();
+    const s = scope();
+    let writing = true;
+    // Steady writes keep r0 half a second behind, as the tracker's lag age shows.
+    const writer = (async () => {
+      while (writing) {
+        await db.primary`insert into "User" (email) values (${`spec-${Date.now()}-${++n}@x`})`;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    try {
+      await runWithScope(s, () => write(ryw));
+      await waitFor(() => (ryw.tracker.replicas[0]!.lagMs ?? 0) > 300 && ryw.tracker.replicas[1]!.lagMs! < 100, 5000, "r0 to lag and r1 to keep up");
+      await new Promise((r) => setTimeout(r, 800)); // now both have replayed the scope's write
+      const counts = async () => Promise.all(db.replicas.map(async (sql) => {
+        const [row] = await sql`select coalesce(sum(calls), 0)::int as n from pg_stat_statements where query like '%speculation-probe%'`;
+        return row!.n as number;
+      }));
+      await Promise.all(db.replicas.map((sql) => sql`select pg_stat_statements_reset()`));
+      for (let i = 0; i < 20; i++) {
+        await runWithScope(s, () => ryw.read((t) => db.sqlFor(t).unsafe("select 1 as one /* speculation-probe */")));
+      }
+      const [r0, r1] = await counts();
+      expect(r0).toBe(0);
+      expect(r1).toBe(20);
+    } finally {
+      writing = false;
+      await writer;
+      await setApplyDelay(cluster, 0, 0);
+    }
+  });
+});
