@@ -31,9 +31,10 @@ const value = (name: string) => {
 const quick = flag("quick");
 const seconds = Number(value("seconds") ?? (quick ? 2 : 8));
 const userCount = Number(value("users") ?? (quick ? 60 : 300));
-// Think time scales with the user count so that the offered load (~1,200 ops/s) stays below what
-// this 2-core machine serves: an overloaded run measures queueing, not routing.
-const thinkMs = Number(value("think") ?? Math.round(userCount / 1.2));
+// Think time scales with the user count so that the offered load (~500 ops/s) stays below what
+// this 2-core machine serves with Prisma, three PostgreSQL servers and Redis on it: an
+// overloaded run measures queueing, not routing.
+const thinkMs = Number(value("think") ?? Math.round(userCount / 0.5));
 const wantedProfiles = value("profiles")?.split(",");
 const wantedRouters = value("routers")?.split(",");
 const microIterations = Number(value("micro") ?? 3000);
