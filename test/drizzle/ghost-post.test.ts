@@ -44,14 +44,14 @@ test("the ghost post: with replay paused on one replica, a post read right after
     const onPaused = await withSql(cluster.replicas[0]!.url, (sql) => sql`select count(*)::int as n from "Post" where id = any(${ids})`);
     expect(onPaused[0]!.n).toBe(0);
 
-    // A scope that wrote nothing still reads from the replicas, the paused one included.
+    // A scope that wrote nothing still reads from a replica. Its read starts (speculatively) on
+    // the replica that keeps up, and nothing holds it back there: the paused one gets none.
     await servers.reset();
     for (let i = 0; i < 20; i++) {
       await runWithScope(unique("reader"), () => db.select({ email: users.email }).from(users).where(eq(users.id, author)));
     }
     const readerReads = await servers.calls('select "email" from "User"%');
-    expect(readerReads).toMatchObject({ primary: 0, replicas: 20 });
-    expect(readerReads.r0).toBeGreaterThan(0);
+    expect(readerReads).toMatchObject({ primary: 0, replicas: 20, r0: 0, r1: 20 });
   } finally {
     await resumeReplay(cluster, 0);
   }

@@ -39,11 +39,13 @@ test("a write through one session is visible through the other in the same scope
       // that answer was dropped, since the replica was behind the position Redis returned.
       expect((await servers.calls('select "email" from "User"%')).primary).toBe(1);
 
-      // Another user's read on the same server is not held back by this user's write.
+      // Another user's read on the same server is not held back by this user's write. It selects
+      // other columns, so that a dropped speculative read of the first one, which may still be
+      // finishing on a replica, is not counted as this one.
       await servers.reset();
-      const elsewhere = await runWithScope(unique("other-user"), () => laptop.select({ email: users.email }).from(users).where(eq(users.email, email)));
+      const elsewhere = await runWithScope(unique("other-user"), () => laptop.select({ id: users.id, email: users.email }).from(users).where(eq(users.email, email)));
       expect(elsewhere).toEqual([]);
-      expect(await servers.calls('select "email" from "User"%')).toMatchObject({ primary: 0, replicas: 1 });
+      expect(await servers.calls('select "id", "email" from "User"%')).toMatchObject({ primary: 0, replicas: 1 });
     }
   } finally {
     await resumeReplay(cluster, 0);

@@ -56,9 +56,10 @@ export interface RywOptions {
   /** How to pick among caught-up replicas. @default "round-robin" */
   choose?: ChooserName | ReplicaChooser;
   /**
-   * Start the read on the most likely replica while the store lookup is in flight, and keep the
-   * result only if that replica had already replayed the position the lookup returns. Hides the
-   * store round trip; costs a wasted replica query for reads that end up elsewhere.
+   * Start the read on a replica that keeps up (lag within two poll intervals) while the store
+   * lookup is in flight, and keep the result only if that replica had already replayed the
+   * position the lookup returns. Hides the store round trip; costs a dropped replica query for
+   * reads that end up elsewhere.
    * @default true
    */
   speculate?: boolean;
