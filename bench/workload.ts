@@ -1,3 +1,4 @@
+import { seeded } from "../packages/core/test/random.js";
 import type { BenchRouter } from "./routers/types.js";
 
 export interface WorkloadOptions {
@@ -33,7 +34,7 @@ export interface WorkloadResult {
  * think times. A read of one's own feed that misses one's last acknowledged post is stale.
  */
 export async function runWorkload(router: BenchRouter, options: WorkloadOptions, runTag: string): Promise<WorkloadResult> {
-  const rand = mulberry32(options.seed);
+  const rand = seeded(options.seed);
   const result: WorkloadResult = { reads: 0, checkedReads: 0, staleReads: 0, writes: 0, errors: 0, firstErrors: [], readLatencyMs: [], writeLatencyMs: [], elapsedMs: 0 };
   const lastAcked = new Map<number, string>();
   const started = performance.now();
@@ -75,15 +76,4 @@ export async function runWorkload(router: BenchRouter, options: WorkloadOptions,
   await Promise.all(options.users.map(user));
   result.elapsedMs = performance.now() - started;
   return result;
-}
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
