@@ -5,16 +5,22 @@ const CONNECTION_CODES = new Set([
   "P1001", "P1002", "P1017",
 ]);
 
+// What Prisma driver adapters (e.g. @prisma/adapter-pg) call a lost server, in `cause.kind`.
+const GONE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TlsConnectionError"]);
+
 /**
  * True for errors that say "this server is gone" rather than "this query is wrong": worth one
  * retry on the primary. Also true for SQLSTATE class 08 (connection), 57P01..57P03 (shutdown,
  * not accepting connections) and 40001 with a recovery conflict, which only replicas raise.
- * Walks `cause` chains, since ORMs wrap driver errors.
+ * Walks `cause` chains, since ORMs wrap driver errors; knows the `kind` and `originalCode` that
+ * Prisma driver adapters put there.
  */
 export function isConnectionError(error: unknown): boolean {
   for (let e = error, depth = 0; e && typeof e === "object" && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, errno, message } = e as { code?: unknown; errno?: unknown; message?: unknown };
-    for (const c of [code, errno]) {
+    const { code, errno, originalCode, kind, message } = e as { code?: unknown; errno?: unknown; originalCode?: unknown; kind?: unknown; message?: unknown };
+    if (typeof kind === "string" && GONE_KINDS.has(kind)) return true;
+    // Driver adapters keep the server's SQLSTATE as `originalCode`.
+    for (const c of [code, errno, originalCode]) {
       if (typeof c !== "string") continue;
       if (CONNECTION_CODES.has(c) || c.startsWith("08") || c === "57P01" || c === "57P02" || c === "57P03") return true;
     }

@@ -199,19 +199,19 @@ class Router implements Ryw {
   }
 
   async afterWrite(options?: ReadOptions): Promise<void> {
+    const scope = options?.scope ?? currentContext()?.scope;
     // Without a scope nobody can ask for this write later: skip the capture round trip.
-    if (this.strategy === "primary" || (options?.scope ?? currentContext()?.scope) === undefined) return;
+    if (this.strategy === "primary" || scope === undefined) return;
     // A time window needs only the time of the write, not its position.
     if (this.strategy === "time-window") return this.#record(undefined, options);
     let lsn: Lsn;
     try {
       lsn = await capturePosition(this.#primary);
     } catch (error) {
-      const scope = options?.scope ?? currentContext()?.scope;
       this.#telemetry.emit({ type: "error", source: "capture", error, scope });
       // The write committed but its position is unknown: keep the scope on the primary and
       // record a later position (any later one is past the commit) in the background.
-      if (scope !== undefined) this.#pins.add(scope, undefined, this.#ttlMs);
+      this.#pins.add(scope, undefined, this.#ttlMs);
       return;
     }
     await this.#record(lsn, options);

@@ -1,6 +1,5 @@
 import type { Sql } from "postgres";
 import type { Ryw, Target } from "@ryw/core";
-import { currentContext } from "@ryw/core";
 import type { Classifier } from "./classifier.js";
 import type { ResultMode } from "./routed-query.js";
 import { isMarkedReadOnly } from "./read-only.js";
@@ -44,13 +43,9 @@ export class StatementRouter {
     return result;
   }
 
-  /**
-   * Records the primary's position for the current request. Outside any `runWithScope` nobody
-   * would read it back, so the round trip is skipped.
-   */
-  async afterCommit(): Promise<void> {
-    if (currentContext() === undefined) return;
-    await this.#ryw.afterWrite();
+  /** Records the primary's position for the current scope (core skips it without one). */
+  afterCommit(): Promise<void> {
+    return this.#ryw.afterWrite();
   }
 
   #client(target: Target): Client {

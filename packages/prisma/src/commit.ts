@@ -1,5 +1,5 @@
 import type { Ryw } from "@ryw/core";
-import { CURRENT_POSITION_SQL, currentContext } from "@ryw/core";
+import { CURRENT_POSITION_SQL, getScope } from "@ryw/core";
 import { rowsOf, statement } from "./driver.js";
 import { currentOperation } from "./operation.js";
 import type { CommitHooks } from "./transaction.js";
@@ -15,7 +15,8 @@ const POSITION = statement(CURRENT_POSITION_SQL);
 export function commitHooks(ryw: Ryw): CommitHooks {
   return {
     async capture(query) {
-      if (currentContext() === undefined) return undefined;
+      // Like core's afterWrite: without a scope nobody reads this position back.
+      if (getScope() === undefined) return undefined;
       try {
         const lsn = rowsOf(await query(POSITION))[0]?.lsn;
         return typeof lsn === "string" ? lsn : undefined;
@@ -24,7 +25,6 @@ export function commitHooks(ryw: Ryw): CommitHooks {
       }
     },
     async committed(position) {
-      if (currentContext() === undefined) return;
       if (position === undefined) await ryw.afterWrite();
       else await ryw.recordWrite(position);
       const op = currentOperation();

@@ -1,5 +1,4 @@
 import type { Ryw } from "@ryw/core";
-import { currentContext } from "@ryw/core";
 import { READ_OPERATIONS, RAW_QUERY_OPERATIONS, BATCHED_OPERATIONS } from "./operations.js";
 import { readOperation, runOperation, writeOperation } from "./operation.js";
 import { rawReadsAllowed } from "./raw-reads.js";
@@ -43,8 +42,8 @@ export function operationHook(ryw: Ryw, unique: UniqueReads, isReplicaGone: (err
       return await runOperation(op, () => query(args));
     } finally {
       // `dirty` means a statement ran outside a transaction whose commit was already recorded.
-      // Outside any request context nobody can read the position back, so skip the round trip.
-      if (op.dirty && currentContext() !== undefined) await ryw.afterWrite();
+      // Core skips the capture when there is no scope to record it for.
+      if (op.dirty) await ryw.afterWrite();
     }
   };
 }

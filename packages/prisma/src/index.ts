@@ -2,6 +2,5 @@ export { ryw } from "./ryw.js";
 export type { RywHandle } from "./ryw.js";
 export type { RywPrismaOptions, NodeInput, ReplicaInput } from "./options.js";
 export { RoutingAdapterFactory } from "./adapter.js";
-export { isReplicaGone } from "./connection-error.js";
 export { runWithScope, onPrimary, currentContext, RedisStore, MemoryStore, isRywError, RywError } from "@ryw/core";
 export type { Strategy, Fallback, RywStats, RouteReason, RywEvent } from "@ryw/core";

@@ -1,10 +1,9 @@
 import { Prisma } from "@prisma/client/extension";
 import type { Ryw, ScopeInit } from "@ryw/core";
-import { createRyw, onPrimary, runWithScope } from "@ryw/core";
+import { createRyw, isConnectionError, onPrimary, runWithScope } from "@ryw/core";
 import { RoutingAdapterFactory } from "./adapter.js";
 import { bindClient } from "./bound.js";
 import { commitHooks } from "./commit.js";
-import { isReplicaGone } from "./connection-error.js";
 import { operationHook } from "./extension.js";
 import { LazyAdapter } from "./lazy-adapter.js";
 import { withRawReads } from "./raw-reads.js";
@@ -32,7 +31,7 @@ export function ryw(options: RywPrismaOptions = {}) {
   const { primary: _p, replicas: _r, store: _s, env: _e, ...routerOptions } = options;
   const own = new LazyAdapter("primary", primary);
   const replicas = replicaNodes.map((node) => new LazyAdapter(node.name, node.factory));
-  const isGone = options.isConnectionError ?? isReplicaGone;
+  const isGone = options.isConnectionError ?? isConnectionError;
   const router = createRyw({
     ...routerOptions,
     primary: own.runner(),
