@@ -4,7 +4,7 @@
  */
 import postgres from "postgres";
 import { Redis } from "ioredis";
-import { createRyw, MemoryStore, postgresJsRunner, RedisStore, runWithScope } from "@ryw/core";
+import { createRyw, MemoryStore, postgresJsRunner, postgresJsWatch, RedisStore, runWithScope } from "@ryw/core";
 import { applyMigrations, pauseReplay, resumeReplay, startCluster, stopCluster } from "../test/harness/index.js";
 
 const started = Date.now();
@@ -19,7 +19,7 @@ try {
   await applyMigrations(cluster);
   const ryw = createRyw({
     primary: postgresJsRunner(primary),
-    replicas: replicas.map((sql, i) => ({ name: cluster.replicas[i]!.name, query: postgresJsRunner(sql) })),
+    replicas: replicas.map((sql, i) => ({ name: cluster.replicas[i]!.name, query: postgresJsRunner(sql), watch: postgresJsWatch(sql) })),
     store: redis ? new RedisStore({ client: redis }) : new MemoryStore(),
   });
   await ryw.ready();

@@ -20,7 +20,9 @@ afterAll(async () => {
 
 describe("Redis stopped", () => {
   const store = new RedisStore({ url: cluster.redis!.url, prefix: "ryw-drizzle-faults:" });
-  const db = openDb({ store });
+  // With Redis down every write waits recordTimeoutMs for its record before it resolves: short
+  // here, so that twenty writes fit the test's time. What the wait buys is tested in core.
+  const db = openDb({ store, recordTimeoutMs: 100 });
 
   beforeAll(() => db.$client.ready());
   afterAll(async () => {
@@ -50,6 +52,8 @@ describe("Redis stopped", () => {
       const seen = await runWithScope(user, () => db.select({ email: users.email }).from(users).where(eq(users.email, email)));
       expect(seen).toEqual([{ email }]);
     }
+    // Each of those writes was acknowledged before its record was shared, and says so.
+    expect(db.$client.stats().unsharedWrites).toBe(20);
 
     await startRedis(cluster);
     redisDown = false;

@@ -7,6 +7,7 @@ export type RywErrorCode =
   | "STORE_UNAVAILABLE"
   | "STORE_TIMEOUT"
   | "REPLICA_LAGGING"
+  | "REPLICA_RESTARTED"
   | "CLOSED";
 
 /**

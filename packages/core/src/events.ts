@@ -52,6 +52,13 @@ export type RywEvent =
   | { type: "route"; decision: RouteDecision }
   /** `position` is the recorded value: an LSN, or the write time in ms under `time-window`. */
   | { type: "record"; scope: string; position: Lsn }
+  /**
+   * A committed write was acknowledged before its record reached the store (it did not land
+   * within `recordTimeoutMs`). Until a later `record` event for this scope, this process reads
+   * the scope from the primary, but OTHER processes may serve it stale reads. `position` is
+   * `undefined` when it could not even be captured.
+   */
+  | { type: "unshared"; scope: string; position: Lsn | undefined; error: unknown }
   | { type: "error"; source: "store" | "tracker" | "record" | "token" | "replica" | "capture"; error: unknown; scope?: string | undefined; replica?: string };
 
 export type RywListener = (event: RywEvent) => void;
@@ -65,8 +72,15 @@ export interface RywStats {
   writesRecorded: number;
   storeErrors: number;
   trackerErrors: number;
+  /** Writes whose record (or position capture) failed at least once; most land on a retry. */
   recordFailures: number;
-  /** Scopes kept on the primary in this process because recording their write failed. */
+  /**
+   * Writes acknowledged before their record reached the store (`unshared` events): for those,
+   * read-your-writes held in this process but was not guaranteed on other app servers until
+   * their record landed.
+   */
+  unsharedWrites: number;
+  /** Scopes kept on the primary in this process because their record has not landed yet. */
   pinnedScopes: number;
   primaryPosition: string | undefined;
   replicas: Array<{ name: string; status: ReplicaStatus; position: string | undefined; lagBytes: number | undefined; lagMs: number | undefined }>;
@@ -84,6 +98,7 @@ export class Telemetry {
   storeErrors = 0;
   trackerErrors = 0;
   recordFailures = 0;
+  unsharedWrites = 0;
 
   subscribe(listener: RywListener): () => void {
     this.#listeners.add(listener);
@@ -104,6 +119,7 @@ export class Telemetry {
       else if (event.source === "tracker") this.trackerErrors++;
       else if (event.source === "record" || event.source === "capture") this.recordFailures++;
     } else if (event.type === "record") this.writesRecorded++;
+    else if (event.type === "unshared") this.unsharedWrites++;
     for (const listener of this.#listeners) {
       try {
         listener(event);
@@ -123,6 +139,7 @@ export class Telemetry {
       storeErrors: this.storeErrors,
       trackerErrors: this.trackerErrors,
       recordFailures: this.recordFailures,
+      unsharedWrites: this.unsharedWrites,
       pinnedScopes,
       primaryPosition: hex(tracker.primaryPosition),
       replicas: tracker.replicas.map((r) => ({ name: r.name, status: r.status, position: hex(r.position), lagBytes: r.lagBytes, lagMs: r.lagMs })),

@@ -3,7 +3,7 @@ export type { RywErrorCode } from "./errors.js";
 export { parseLsn, formatLsn, maxLsn, compareLsn, toLsn } from "./lsn.js";
 export type { Lsn } from "./lsn.js";
 export type { SqlRunner, PostgresJsLike } from "./sql.js";
-export { postgresJsRunner } from "./sql.js";
+export { postgresJsRunner, postgresJsWatch } from "./sql.js";
 export { capturePosition, CURRENT_POSITION_SQL } from "./position.js";
 export type { PositionStore } from "./store/types.js";
 export { MemoryStore } from "./store/memory.js";

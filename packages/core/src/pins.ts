@@ -9,7 +9,7 @@ interface Pin {
 
 export interface PinsOptions {
   retryMs: number;
-  retry: (scope: string, value: Lsn | undefined) => Promise<void>;
+  retry: (scope: string, value: Lsn) => Promise<void>;
   capture: () => Promise<Lsn>;
   onError: (error: unknown, scope: string) => void;
 }
@@ -17,8 +17,8 @@ export interface PinsOptions {
 const MAX_PINS = 100_000;
 
 /**
- * Scopes whose committed write could not be recorded. They read from the primary in this process
- * until the record is retried successfully or their TTL passes. Beyond MAX_PINS scopes every
+ * Scopes whose committed write was acknowledged before its record reached the store. They read
+ * from the primary in this process until the record is retried successfully or their TTL passes. Beyond MAX_PINS scopes every
  * scoped read is pinned instead, so memory stays bounded without ever trading away correctness.
  */
 export class Pins {

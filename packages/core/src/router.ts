@@ -20,6 +20,7 @@ import { isConnectionError } from "./connection-error.js";
 import { oneOf, positiveInt } from "./validate.js";
 import { sleep } from "./timers.js";
 import { Pins } from "./pins.js";
+import { Recorder } from "./record.js";
 
 /**
  * - `lsn` (default): a read goes to a replica only once it has replayed the scope's last write.
@@ -68,10 +69,22 @@ export interface RywOptions {
   /** Store calls slower than this count as failures (the read goes to the primary). @default 100 */
   storeTimeoutMs?: number;
   /**
-   * After a store failure, skip the store for this long (reads go to the primary), and retry failed
-   * records this often. Short, because every skipped read costs replica share. @default 250
+   * After a store failure, skip store lookups for this long (reads go to the primary), and retry
+   * records that missed `recordTimeoutMs` this often. Short, because every skipped read costs
+   * replica share. Records themselves are never skipped. @default 250
    */
   storeRetryMs?: number;
+  /**
+   * How long a committed write waits for its position to reach the store, retrying with short
+   * backoff, before it resolves anyway. Across app servers, read-your-writes holds for every write
+   * whose record reached the store within this time. Past it, the write still resolves, the scope
+   * reads from the primary in this process, the record keeps retrying in the background, and an
+   * `unshared` event (and `stats().unsharedWrites`) says that other processes may serve that scope
+   * stale reads until it lands. The default covers a Redis restart of about a second.
+   * While the store is down, every write in a scope waits this long.
+   * @default 3000
+   */
+  recordTimeoutMs?: number;
   /** Replica polling: `intervalMs` (default 100), `downAfter`, `probeTimeoutMs`, `maxBackoffMs`, `minRefreshMs`. */
   tracker?: Omit<TrackerOptions, "replicas" | "primary" | "onError">;
   /** Which replica errors mean "server gone" (retry on the primary, mark the replica down). */
@@ -97,10 +110,12 @@ export interface Ryw {
   route(options?: ReadOptions): Promise<RouteDecision>;
   /**
    * Remembers a committed write's position for the scope. Call it only after the commit returned.
-   * Never rejects because of the store: failures keep the scope on the primary and are reported.
+   * Resolves once the position is in the store, or after `recordTimeoutMs` at the latest; never
+   * rejects because of the store. A record that missed the deadline keeps the scope on the primary
+   * in this process, retries in the background, and is reported as an `unshared` event.
    */
   recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void>;
-  /** Captures the primary's position (after a commit) and records it. Never rejects. */
+  /** Captures the primary's position (after a commit) and records it, like `recordWrite`. Never rejects. */
   afterWrite(options?: ReadOptions): Promise<void>;
   /** A signed token of this request's latest position, for a header or cookie. Needs `tokenKeys`. */
   commitToken(): string | undefined;
@@ -116,6 +131,16 @@ export interface Ryw {
 
 const WAIT_POLL_MS = 5;
 
+/**
+ * The router behind every ORM package. Under the default `lsn` strategy with a shared store
+ * (`RedisStore`), a read in a scope never misses a write of that scope that was acknowledged
+ * before the read began, on any app server, as long as the write's record reached the store
+ * within `recordTimeoutMs` (see there for what happens past it). When anything is unknown (store
+ * down or slow, a replica not sampled, restarted or unreachable, a lag not known), the read goes
+ * to the primary.
+ * @example
+ * const ryw = createRyw({ primary: postgresJsRunner(sql), replicas: [{ query: postgresJsRunner(r0), watch: postgresJsWatch(r0) }], store: new RedisStore({ url }) });
+ */
 export function createRyw(options: RywOptions): Ryw {
   return new Router(options);
 }
@@ -138,6 +163,10 @@ class Router implements Ryw {
   readonly #isConnectionError: (error: unknown) => boolean;
   readonly #telemetry = new Telemetry();
   readonly #pins: Pins;
+  readonly #recorder: Recorder;
+  // Bumped on every store reset: a lookup that was in flight across one may have been answered by
+  // a store that lost positions, so its answer is not trusted.
+  #resets = 0;
   readonly #unsubscribeReset: (() => void) | undefined;
   // After the store may have lost positions, every scoped read must see at least the primary's
   // position as of then; until that position is known, scoped reads go to the primary.
@@ -154,6 +183,7 @@ class Router implements Ryw {
     this.#windowMs = positiveInt("windowMs", options.windowMs, 2000);
     const storeTimeoutMs = positiveInt("storeTimeoutMs", options.storeTimeoutMs, 100);
     const storeRetryMs = positiveInt("storeRetryMs", options.storeRetryMs, 250);
+    const recordTimeoutMs = positiveInt("recordTimeoutMs", options.recordTimeoutMs, 3000, 0);
     if (options.tokenKeys !== undefined || this.strategy === "token") {
       if (options.tokenKeys === undefined) throw invalidOption("tokenKeys", 'set when strategy is "token"', undefined);
       this.#codec = createTokenCodec({ keys: options.tokenKeys });
@@ -179,9 +209,23 @@ class Router implements Ryw {
     });
     this.#pins = new Pins({
       retryMs: storeRetryMs,
-      retry: (scope, value) => this.#store.advance(scope, value ?? 0n, this.strategy === "time-window" ? this.#windowMs : this.#ttlMs),
+      retry: async (scope, value) => {
+        // As long as a record may wait: a store slower than storeTimeoutMs would otherwise apply
+        // every retry and never let this process know.
+        await this.#store.advance(scope, value, this.strategy === "time-window" ? this.#windowMs : this.#ttlMs, Math.max(storeTimeoutMs, recordTimeoutMs));
+        this.#telemetry.emit({ type: "record", scope, position: value });
+      },
       capture: () => capturePosition(this.#primary),
       onError: (error, scope) => this.#telemetry.emit({ type: "error", source: "record", error, scope }),
+    });
+    this.#recorder = new Recorder({
+      store: this.#store,
+      pins: this.#pins,
+      capture: () => capturePosition(this.#primary),
+      recordTimeoutMs,
+      onRecorded: (scope, position) => this.#telemetry.emit({ type: "record", scope, position }),
+      onError: (error, scope, source) => this.#telemetry.emit({ type: "error", source, error, scope }),
+      onUnshared: (scope, position, error) => this.#telemetry.emit({ type: "unshared", scope, position, error }),
     });
     this.#unsubscribeReset = store.onReset?.(() => this.#onStoreReset());
   }
@@ -204,15 +248,14 @@ class Router implements Ryw {
     if (this.strategy === "primary" || scope === undefined) return;
     // A time window needs only the time of the write, not its position.
     if (this.strategy === "time-window") return this.#record(undefined, options);
-    let lsn: Lsn;
+    let lsn: Lsn | undefined;
     try {
       lsn = await capturePosition(this.#primary);
     } catch (error) {
+      // The write committed but its position is unknown. Any position read later is past the
+      // commit: the recorder captures one while it retries (lsn), or the pin does (token).
       this.#telemetry.emit({ type: "error", source: "capture", error, scope });
-      // The write committed but its position is unknown: keep the scope on the primary and
-      // record a later position (any later one is past the commit) in the background.
-      this.#pins.add(scope, undefined, this.#ttlMs);
-      return;
+      if (this.strategy === "token") return this.#pins.add(scope, undefined, this.#ttlMs);
     }
     await this.#record(lsn, options);
   }
@@ -228,16 +271,7 @@ class Router implements Ryw {
     if (lsn !== undefined) this.tracker.notePrimaryPosition(lsn);
     if (scope === undefined || this.strategy === "primary" || this.strategy === "token") return;
     const window = this.strategy === "time-window";
-    const value = window ? BigInt(now) : lsn;
-    if (value === undefined) return;
-    const ttl = window ? this.#windowMs : this.#ttlMs;
-    try {
-      await this.#store.advance(scope, value, ttl);
-      this.#telemetry.emit({ type: "record", scope, position: value });
-    } catch (error) {
-      this.#telemetry.emit({ type: "error", source: "record", error, scope });
-      this.#pins.add(scope, value, ttl);
-    }
+    await this.#recorder.record(scope, window ? BigInt(now) : lsn, window ? this.#windowMs : this.#ttlMs);
   }
 
   commitToken(): string | undefined {
@@ -286,22 +320,42 @@ class Router implements Ryw {
     if (this.strategy === "token") return this.#routeRequired(run, scope, known);
     if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, known);
 
+    const resets = this.#resets;
     const lookup = this.#store.get(scope);
-    const candidates = this.#speculate ? this.tracker.candidates(known) : [];
+    const candidates = this.#speculate ? this.#eligible(known, scope) : [];
     if (candidates.length > 0) {
       const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
       const attempt = settle(run(replicaTarget(pick)));
-      const stored = await this.#lookup(lookup);
+      const stored = await this.#lookup(lookup, resets);
       if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
       const required = maxLsn(known, stored);
-      // The pick's position was sampled before its query started, so the query sees at least that.
+      // The pick's position was sampled before its query started, so the query sees at least that;
+      // with no position to reach, the pick was chosen among replicas recent enough (#eligible).
       if (required === undefined || pick.position! >= required) return this.#finishReplica(attempt, run, pick, required === undefined ? "no-token" : "caught-up", scope, required);
       void attempt;
       return this.#routeRequired(run, scope, required);
     }
-    const stored = await this.#lookup(lookup);
+    const stored = await this.#lookup(lookup, resets);
     if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
     return this.#routeRequired(run, scope, maxLsn(known, stored));
+  }
+
+  /**
+   * The replicas a read may use. With a position to reach: those that have replayed it. A scope
+   * with NO known position is not free to go anywhere: its key may have expired while a write of
+   * it is still unreplayed somewhere. A key expires `ttlMs` after its last raise, and every raise
+   * comes after the commit it records, so a write whose key is gone committed more than `ttlMs`
+   * ago; a replica whose lag is known to be under half of that (an upper bound, see
+   * ReplicaView.lagMs; the other half is margin for clocks and timers) has replayed it.
+   * Unscoped reads need no guarantee and may use any sampled replica. This assumes that keys
+   * vanish only by expiry or with a store reset: a Redis that evicts keys breaks it, which is why
+   * `ryw doctor` fails an evicting `maxmemory-policy`.
+   */
+  #eligible(required: Lsn | undefined, scope: string | undefined): ReplicaView[] {
+    const candidates = this.tracker.candidates(required);
+    if (required !== undefined || scope === undefined) return candidates;
+    const maxLagMs = this.#ttlMs / 2;
+    return candidates.filter((r) => r.lagMs !== undefined && r.lagMs < maxLagMs);
   }
 
   async #readWindow<T>(run: (target: Target) => Promise<T>, scope: string, ctx: RywContext | undefined) {
@@ -309,7 +363,7 @@ class Router implements Ryw {
     const local = ctx?.scope === scope ? ctx.known.lastWriteAt : undefined;
     if (local !== undefined && now - local < this.#windowMs) return this.#onPrimary(run, "in-window", scope, undefined);
     if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, undefined);
-    const stored = await this.#lookup(this.#store.get(scope));
+    const stored = await this.#lookup(this.#store.get(scope), this.#resets);
     if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, undefined);
     if (stored !== undefined && now - Number(stored) < this.#windowMs) return this.#onPrimary(run, "in-window", scope, undefined);
     return this.#routeRequired(run, scope, undefined, stored === undefined ? "no-token" : "window-passed");
@@ -317,12 +371,12 @@ class Router implements Ryw {
 
   async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token") {
     const reason = required === undefined ? unconstrained : "caught-up";
-    let candidates = this.tracker.candidates(required);
+    let candidates = this.#eligible(required, scope);
     if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     if (!this.tracker.anyHealthy) return this.#onPrimary(run, "no-healthy-replica", scope, required);
     if (this.#refreshOnDemand || this.#fallback === "wait") {
       await this.tracker.refresh();
-      candidates = this.tracker.candidates(required);
+      candidates = this.#eligible(required, scope);
       if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     }
     if (this.#fallback === "wait") {
@@ -330,7 +384,7 @@ class Router implements Ryw {
       for (let left = this.#maxWaitMs; left > 0; left = deadline - Date.now()) {
         await sleep(Math.min(WAIT_POLL_MS, left));
         await this.tracker.refresh();
-        candidates = this.tracker.candidates(required);
+        candidates = this.#eligible(required, scope);
         if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), "waited", scope, required);
       }
     } else if (this.#fallback === "error") {
@@ -347,6 +401,13 @@ class Router implements Ryw {
   async #finishReplica<T>(attempt: Attempt<T>, run: (target: Target) => Promise<T>, pick: ReplicaView, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
     const outcome = await attempt;
     const decision: RouteDecision = { target: replicaTarget(pick), reason, scope, required };
+    // The sample the pick was made on went stale while the read ran (the replica restarted, lost
+    // its connections, or failed a probe): the read may have run on a server that came back
+    // behind that sample, on a fresh connection. Its answer is not kept, whatever it was.
+    if (!this.tracker.sameEpoch(pick)) {
+      this.#telemetry.emit({ type: "error", source: "replica", error: new RywError("REPLICA_RESTARTED", `Replica ${pick.name} restarted or lost its connections during a read; the read was retried on the primary.`), scope, replica: pick.name });
+      return this.#onPrimary(run, "replica-failed", scope, required);
+    }
     if (outcome.ok) {
       this.#telemetry.route(decision);
       return { value: outcome.value, decision };
@@ -366,10 +427,15 @@ class Router implements Ryw {
     return { value: await run(PRIMARY), decision };
   }
 
-  /** The stored position, `undefined` when none, or `null` when the store failed. */
-  async #lookup(lookup: Promise<Lsn | undefined>): Promise<Lsn | undefined | null> {
+  /**
+   * The stored position, `undefined` when none, or `null` when the store failed or was reset
+   * while the lookup ran: a store that restarted answers "none" for positions it lost, and the
+   * reset signal can arrive just before that answer, after this read checked for a floor.
+   */
+  async #lookup(lookup: Promise<Lsn | undefined>, resets: number): Promise<Lsn | undefined | null> {
     try {
-      return await lookup;
+      const stored = await lookup;
+      return this.#resets === resets ? stored : null;
     } catch (error) {
       this.#telemetry.emit({ type: "error", source: "store", error });
       return null;
@@ -412,6 +478,7 @@ class Router implements Ryw {
   }
 
   #onStoreReset(): void {
+    this.#resets++;
     // Time-window keys hold times, not positions: the whole window is the floor there.
     const until = Date.now() + (this.strategy === "time-window" ? this.#windowMs : this.#ttlMs);
     const floor: { lsn: Lsn | undefined; until: number } = { lsn: undefined, until };

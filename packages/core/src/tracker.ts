@@ -5,6 +5,7 @@ import type { SqlRunner } from "./sql.js";
 import { CURRENT_POSITION_SQL, lsnFromRow } from "./position.js";
 import { positiveInt } from "./validate.js";
 import { withTimeout } from "./timers.js";
+import { PrimaryHistory } from "./lag.js";
 
 /** `unknown`: not sampled yet. `promoted`: no longer in recovery, so its position froze. */
 export type ReplicaStatus = "unknown" | "up" | "down" | "promoted";
@@ -14,6 +15,14 @@ export interface ReplicaConfig {
   name?: string;
   /** Runs the probe statement on this replica. */
   query: SqlRunner;
+  /**
+   * Optional: calls `lost` whenever a connection to this replica closes unexpectedly, and returns
+   * an unsubscribe function. A replica that crash-restarts can come back behind the position
+   * sampled before; every connection to it closes when it goes down, so with this hook its
+   * sample is dropped at once instead of at the next poll. The ORM packages wire it for the
+   * clients they create. See {@link ReplicaTracker.connectionLost}.
+   */
+  watch?: (lost: () => void) => () => void;
 }
 
 export interface TrackerOptions {
@@ -46,10 +55,20 @@ export interface ReplicaView {
   readonly position: Lsn | undefined;
   /** Bytes of WAL the primary has inserted beyond this replica's replayed position. */
   readonly lagBytes: number | undefined;
-  /** Age of the oldest primary position this replica has not replayed yet; 0 when caught up. */
+  /**
+   * An upper bound on the replay lag: every write the primary acknowledged more than `lagMs` ago
+   * has been replayed here. It includes the time since the primary's last poll, so a replica
+   * that keeps up shows up to about one poll interval. `undefined` when not known.
+   */
   readonly lagMs: number | undefined;
   readonly sampledAt: number | undefined;
   readonly consecutiveErrors: number;
+  /**
+   * Changes whenever the sample stops describing the server now answering: a restart (new
+   * postmaster start time), a lost connection, a failed probe. A read that started on one epoch
+   * and finished on another may have run on a restarted server, so the router does not keep it.
+   */
+  readonly epoch: number;
 }
 
 interface Replica {
@@ -65,10 +84,13 @@ interface Replica {
   inFlight: Promise<void> | undefined;
   seq: number;
   acceptedSeq: number;
+  /** `pg_postmaster_start_time()` of the sampled server: it changes when the server restarts. */
+  startedAt: string | undefined;
+  epoch: number;
+  unwatch: (() => void) | undefined;
 }
 
-const PROBE_SQL = "select pg_is_in_recovery() as recovery, pg_last_wal_replay_lsn()::text as replay";
-const HISTORY = 512;
+const PROBE_SQL = "select pg_is_in_recovery() as recovery, pg_last_wal_replay_lsn()::text as replay, pg_postmaster_start_time()::text as started";
 
 /**
  * Knows, per process, how far each replica has replayed, without a query per read: a background
@@ -83,8 +105,7 @@ export class ReplicaTracker {
   readonly #maxBackoffMs: number;
   readonly #minRefreshMs: number;
   readonly #onError: ((replica: string, error: unknown) => void) | undefined;
-  // Primary positions with the time they were first seen, oldest first, for lag ages.
-  readonly #history: Array<{ at: number; lsn: Lsn }> = [];
+  readonly #history = new PrimaryHistory();
   #primaryPosition: Lsn | undefined;
   #primaryInFlight: Promise<Lsn | undefined> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -106,7 +127,12 @@ export class ReplicaTracker {
       const name = config.name ?? `replica-${index}`;
       if (names.has(name)) throw invalidOption(`replicas[${index}].name`, "unique", name);
       names.add(name);
-      return { index, name, query: config.query, status: "unknown", position: undefined, sampledAt: undefined, errors: 0, nextProbeAt: 0, lastRefreshAt: 0, inFlight: undefined, seq: 0, acceptedSeq: 0 };
+      if (config.watch !== undefined && typeof config.watch !== "function") throw invalidOption(`replicas[${index}].watch`, "a function (lost) => unsubscribe", config.watch);
+      const replica: Replica = { index, name, query: config.query, status: "unknown", position: undefined, sampledAt: undefined, errors: 0, nextProbeAt: 0, lastRefreshAt: 0, inFlight: undefined, seq: 0, acceptedSeq: 0, startedAt: undefined, epoch: 0, unwatch: undefined };
+      return replica;
+    });
+    this.#replicas.forEach((r, index) => {
+      r.unwatch = options.replicas[index]!.watch?.(() => this.connectionLost(index));
     });
     this.#firstRound = Promise.all([...this.#replicas.map((r) => this.#probe(r)), this.refreshPrimary()]).then(() => {});
     this.#schedule();
@@ -169,9 +195,13 @@ export class ReplicaTracker {
   /** Reads the primary's current position, sharing a read already in flight. */
   refreshPrimary(): Promise<Lsn | undefined> {
     if (!this.#primary || this.#closed) return Promise.resolve(this.#primaryPosition);
-    this.#primaryInFlight ??= withTimeout(this.#primary(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
+    if (this.#primaryInFlight) return this.#primaryInFlight;
+    const sentAt = Date.now();
+    this.#primaryInFlight = withTimeout(this.#primary(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
       .then((rows) => {
-        this.notePrimaryPosition(lsnFromRow(rows[0]));
+        const lsn = lsnFromRow(rows[0]);
+        this.#history.add(lsn, sentAt);
+        this.notePrimaryPosition(lsn);
         return this.#primaryPosition;
       })
       .catch((error) => {
@@ -188,8 +218,26 @@ export class ReplicaTracker {
   notePrimaryPosition(lsn: Lsn): void {
     if (this.#primaryPosition !== undefined && lsn <= this.#primaryPosition) return;
     this.#primaryPosition = lsn;
-    this.#history.push({ at: Date.now(), lsn });
-    if (this.#history.length > HISTORY) this.#history.shift();
+  }
+
+  /**
+   * A connection to this replica closed: the server may be restarting, and may come back behind
+   * its last sample. The sample is dropped (the replica is no candidate until a new probe
+   * answers), reads in flight on it are not kept, and a new probe starts at once.
+   * A probe answered on a connection before it closed has been accepted by then (its answer
+   * arrives before the close on the same socket), so no sample of the old server survives the
+   * last of its connections closing.
+   */
+  connectionLost(index: number): void {
+    const r = this.#replicas[index];
+    if (!r || this.#closed) return;
+    this.#invalidate(r);
+    if (r.status === "up" && !r.inFlight) void this.#probe(r);
+  }
+
+  /** False when the replica's sample changed epoch since `view` was taken (see {@link ReplicaView.epoch}). */
+  sameEpoch(view: ReplicaView): boolean {
+    return this.#replicas[view.index]?.epoch === view.epoch;
   }
 
   /**
@@ -206,6 +254,7 @@ export class ReplicaTracker {
 
   close(): void {
     this.#closed = true;
+    for (const r of this.#replicas) r.unwatch?.();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -245,14 +294,20 @@ export class ReplicaTracker {
     r.acceptedSeq = seq;
     if (row?.recovery === false) {
       // Promoted: its replay position froze and it now takes writes of its own timeline.
+      if (r.status !== "promoted") this.#invalidate(r);
       r.status = "promoted";
-      r.position = undefined;
       r.errors = 0;
       r.nextProbeAt = 0;
       return;
     }
-    if (row?.recovery !== true || typeof row.replay !== "string") throw new Error(`unexpected probe row ${JSON.stringify(row)}`);
-    r.position = parseLsn(row.replay);
+    if (row?.recovery !== true || typeof row.replay !== "string" || typeof row.started !== "string") throw new Error(`unexpected probe row ${JSON.stringify(row)}`);
+    const position = parseLsn(row.replay);
+    // A new postmaster start time: the server restarted since the last sample, and a crash
+    // restart can come back behind it. This sample is fresh and valid; reads routed on the old
+    // one and still running are not kept.
+    if (r.startedAt !== undefined && r.startedAt !== row.started) r.epoch++;
+    r.startedAt = row.started;
+    r.position = position;
     r.sampledAt = Date.now();
     r.status = "up";
     r.errors = 0;
@@ -264,14 +319,21 @@ export class ReplicaTracker {
     r.acceptedSeq = seq;
     r.errors++;
     // An unparsable or failed sample means the position is unknown, and unknown means behind.
-    r.position = undefined;
+    this.#invalidate(r);
     if (r.errors >= this.#downAfter) this.#down(r);
     this.#onError?.(r.name, error);
   }
 
+  /** Forgets the sample: no read is routed on it any more, and none that started on it is kept. */
+  #invalidate(r: Replica): void {
+    r.position = undefined;
+    r.startedAt = undefined;
+    r.epoch++;
+  }
+
   #down(r: Replica): void {
     r.status = "down";
-    r.position = undefined;
+    if (r.position !== undefined) this.#invalidate(r);
     const backoff = Math.min(this.#maxBackoffMs, this.#intervalMs * 2 ** Math.max(0, r.errors - this.#downAfter));
     r.nextProbeAt = Date.now() + backoff;
   }
@@ -285,14 +347,10 @@ export class ReplicaTracker {
       status: r.status,
       position: r.position,
       lagBytes,
-      lagMs: r.position === undefined ? undefined : this.#lagMs(r.position),
+      lagMs: r.position === undefined ? undefined : this.#history.lagMs(r.position),
       sampledAt: r.sampledAt,
       consecutiveErrors: r.errors,
+      epoch: r.epoch,
     };
-  }
-
-  #lagMs(position: Lsn): number {
-    const oldestUnreplayed = this.#history.find((h) => h.lsn > position);
-    return oldestUnreplayed ? Math.max(0, Date.now() - oldestUnreplayed.at) : 0;
   }
 }

@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import type { Sql } from "postgres";
 import type { Ryw, RywStats } from "@ryw/core";
-import { createRyw, invalidOption, postgresJsRunner } from "@ryw/core";
+import { createRyw, invalidOption, postgresJsRunner, postgresJsWatch } from "@ryw/core";
 import type { Connection, ReplicaInit, RywSessionOptions } from "./options.js";
 import { Classifier } from "./classifier.js";
 import { StatementRouter } from "./route.js";
@@ -80,7 +80,9 @@ export function rywSession(options: RywSessionOptions): RywSession {
       replicas: replicas.map((client, i) => {
         const init = replicaOptions[i];
         const name = typeof init === "object" && init !== null && "name" in init ? init.name : undefined;
-        return name === undefined ? { query: postgresJsRunner(client) } : { name, query: postgresJsRunner(client) };
+        // Closed connections tell the tracker at once that a replica may have restarted.
+        const replica = { query: postgresJsRunner(client), watch: postgresJsWatch(client) };
+        return name === undefined ? replica : { name, ...replica };
       }),
     });
   } catch (error) {

@@ -4,8 +4,10 @@ import { withTimeout } from "../timers.js";
 import type { PositionStore } from "./types.js";
 
 /**
- * Bounds every store call by a timeout, and after a failure skips the store for `retryMs`
- * (callers then go straight to the primary) instead of making every read wait out a timeout.
+ * Bounds every store call by a timeout, and after a failure skips lookups for `retryMs` (reads
+ * then go straight to the primary) instead of making every read wait out a timeout. The skip
+ * protects read latency only: a record always tries the store, because a skipped record is a
+ * write that other app servers cannot know about.
  */
 export class GuardedStore {
   readonly store: PositionStore;
@@ -28,14 +30,15 @@ export class GuardedStore {
     return this.#call(() => this.store.get(scope), "get");
   }
 
-  advance(scope: string, value: Lsn, ttlMs: number): Promise<void> {
-    return this.#call(() => this.store.advance(scope, value, ttlMs), "advance");
+  /** Never skipped. `timeoutMs` bounds this call alone. @default the store timeout */
+  advance(scope: string, value: Lsn, ttlMs: number, timeoutMs = this.#timeoutMs): Promise<void> {
+    return this.#call(() => this.store.advance(scope, value, ttlMs), "advance", timeoutMs);
   }
 
-  async #call<T>(fn: () => Promise<T>, what: string): Promise<T> {
-    if (!this.available) throw new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`);
+  async #call<T>(fn: () => Promise<T>, what: "get" | "advance", timeoutMs = this.#timeoutMs): Promise<T> {
+    if (what === "get" && !this.available) throw new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`);
     try {
-      return await withTimeout(fn(), this.#timeoutMs, `store ${what}`, (m) => new RywError("STORE_TIMEOUT", m));
+      return await withTimeout(fn(), timeoutMs, `store ${what}`, (m) => new RywError("STORE_TIMEOUT", m));
     } catch (error) {
       this.#openUntil = Date.now() + this.#retryMs;
       throw error;
