@@ -54,14 +54,19 @@ export interface RywOptions {
   windowMs?: number;
   /** Secrets for commit tokens; required by `strategy: "token"`, optional otherwise. First one signs. */
   tokenKeys?: ReadonlyArray<string>;
-  /** How to pick among caught-up replicas. @default "round-robin" */
+  /**
+   * How to pick among caught-up replicas. A function is called exactly once per read routed to a
+   * replica, with replicas that have replayed the read's position (never an empty list).
+   * @default "round-robin"
+   */
   choose?: ChooserName | ReplicaChooser;
   /**
    * Start the read on a replica that keeps up (lag within two poll intervals) while the store
    * lookup is in flight, and keep the result only if that replica had already replayed the
    * position the lookup returns. Hides the store round trip; costs a dropped replica query for
-   * reads that end up elsewhere.
-   * @default true
+   * reads that end up elsewhere. Off with a custom `choose` function, which is only ever offered
+   * replicas that have replayed what the read needs, once per read.
+   * @default true (false with a custom `choose`)
    */
   speculate?: boolean;
   /** When no cached replica position suffices, take one fresh (shared, rate-limited) sample before falling back. @default true */
@@ -190,7 +195,10 @@ class Router implements Ryw {
     }
     const choose = options.choose ?? "round-robin";
     this.#choose = typeof choose === "function" ? choose : chooser(oneOf("choose", choose, ["round-robin", "least-lag", "random"], "round-robin"));
-    this.#speculate = bool("speculate", options.speculate, true);
+    // A speculative pick is made before the position is known: a custom chooser would see replicas
+    // that may not have replayed it, and be asked twice when the guess is dropped.
+    if (typeof choose === "function" && options.speculate === true) throw invalidOption("speculate", "false or unset with a custom `choose` function", true);
+    this.#speculate = bool("speculate", options.speculate, typeof choose !== "function");
     this.#refreshOnDemand = bool("refreshOnDemand", options.refreshOnDemand, true);
     this.#isConnectionError = options.isConnectionError ?? isConnectionError;
     const store: PositionStore = options.store ?? new MemoryStore();

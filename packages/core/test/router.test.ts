@@ -294,3 +294,34 @@ describe("speculation", () => {
     }
   });
 });
+
+describe("a custom choose", () => {
+  it("is called once per replica read, only with replicas that have replayed the read's position", async () => {
+    await pauseReplay(cluster, 0);
+    const offered: string[][] = [];
+    const clients = [redisClient(), redisClient()] as const;
+    const writer = await make({ store: new RedisStore({ client: clients[0] }) });
+    const reader = await make({
+      store: new RedisStore({ client: clients[1] }),
+      choose: (candidates) => {
+        offered.push(candidates.map((r) => r.name));
+        return candidates[0]!;
+      },
+    });
+    try {
+      const s = scope();
+      const id = await runWithScope(s, () => write(writer));
+      const lsn = writer.tracker.primaryPosition!;
+      await waitFor(() => reader.tracker.candidates(lsn).some((r) => r.name === "r1"), 5000, "r1 to pass the write");
+      for (let i = 0; i < 10; i++) {
+        // A new request: the position comes from the store, as on another app server.
+        expect(await runWithScope(s, () => read(reader, id))).toEqual({ server: "r1", seen: true });
+      }
+      expect(offered).toEqual(Array.from({ length: 10 }, () => ["r1"]));
+    } finally {
+      await resumeReplay(cluster, 0);
+      await Promise.all(clients.map((c) => c.quit()));
+    }
+    expect(() => createRyw({ ...db.options, choose: (c) => c[0]!, speculate: true })).toThrow(/`speculate` must be false or unset with a custom `choose` function/);
+  });
+});
