@@ -10,6 +10,7 @@ import { rowsOf, statement } from "./driver.js";
 export class LazyAdapter {
   readonly name: string;
   readonly #factory: SqlDriverAdapterFactory;
+  readonly #lost = new Set<() => void>();
   #adapter: Promise<SqlDriverAdapter> | undefined;
 
   constructor(name: string, factory: SqlDriverAdapterFactory) {
@@ -18,10 +19,36 @@ export class LazyAdapter {
   }
 
   get(): Promise<SqlDriverAdapter> {
-    return (this.#adapter ??= this.#factory.connect().catch((error: unknown) => {
-      this.#adapter = undefined;
-      throw error;
-    }));
+    return (this.#adapter ??= this.#factory.connect().then(
+      (adapter) => this.#watchPool(adapter),
+      (error: unknown) => {
+        this.#adapter = undefined;
+        throw error;
+      },
+    ));
+  }
+
+  /**
+   * Core's `ReplicaConfig.watch`: `lost` runs whenever the server closes an idle connection of this
+   * node's pool, as it does to every connection when it goes down. A replica that crash-restarts
+   * can come back behind its last sample; this drops the sample before the next poll.
+   */
+  watch(lost: () => void): () => void {
+    this.#lost.add(lost);
+    return () => void this.#lost.delete(lost);
+  }
+
+  #watchPool(adapter: SqlDriverAdapter): SqlDriverAdapter {
+    // @prisma/adapter-pg exposes its pg.Pool, whose "error" event reports exactly that (busy
+    // connections fail their query instead, which the router already handles). Other adapters
+    // lack it: their replicas are then re-checked at the next poll only.
+    const pool = (adapter as { underlyingDriver?: () => unknown }).underlyingDriver?.() as { on?: (event: "error", listener: () => void) => unknown } | undefined;
+    if (typeof pool?.on === "function") {
+      pool.on("error", () => {
+        for (const lost of this.#lost) lost();
+      });
+    }
+    return adapter;
   }
 
   /** Core's view of this node: run one statement, get rows. */

@@ -35,7 +35,7 @@ export function ryw(options: RywPrismaOptions = {}) {
   const router = createRyw({
     ...routerOptions,
     primary: own.runner(),
-    replicas: replicas.map((replica) => ({ name: replica.name, query: replica.runner() })),
+    replicas: replicas.map((replica) => ({ name: replica.name, query: replica.runner(), watch: (lost: () => void) => replica.watch(lost) })),
     store,
     isConnectionError: isGone,
   });
