@@ -8,6 +8,7 @@ export type RywErrorCode =
   | "STORE_TIMEOUT"
   | "REPLICA_LAGGING"
   | "REPLICA_RESTARTED"
+  | "REPLICA_TIMEOUT"
   | "CLOSED";
 
 /**

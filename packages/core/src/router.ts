@@ -1,6 +1,6 @@
 import type { Lsn } from "./lsn.js";
 import { maxLsn, toLsn } from "./lsn.js";
-import { invalidOption, RywError } from "./errors.js";
+import { invalidOption, isRywError, RywError } from "./errors.js";
 import type { SqlRunner } from "./sql.js";
 import { capturePosition } from "./position.js";
 import type { PositionStore } from "./store/types.js";
@@ -18,7 +18,7 @@ import type { RouteDecision, RouteReason, RywListener, RywStats, Target } from "
 import { PRIMARY, Telemetry } from "./events.js";
 import { isConnectionError } from "./connection-error.js";
 import { oneOf, positiveInt } from "./validate.js";
-import { sleep } from "./timers.js";
+import { sleep, withTimeout } from "./timers.js";
 import { Pins } from "./pins.js";
 import { Recorder } from "./record.js";
 
@@ -92,6 +92,14 @@ export interface RywOptions {
   recordTimeoutMs?: number;
   /** Replica polling: `intervalMs` (default 100), `downAfter`, `probeTimeoutMs`, `maxBackoffMs`, `minRefreshMs`. */
   tracker?: Omit<TrackerOptions, "replicas" | "primary" | "onError">;
+  /**
+   * A read on a replica that has not answered after this long is abandoned and run on the
+   * primary instead (the replica is not marked down: a slow query is not a lost server). It bounds
+   * a request whose replica connection was cut in a way the driver never reports: postgres.js
+   * 3.4.9 can leave such a query unsettled. Give it room above your slowest replica query.
+   * @default 30000
+   */
+  replicaTimeoutMs?: number;
   /** Which replica errors mean "server gone" (retry on the primary, mark the replica down). */
   isConnectionError?: (error: unknown) => boolean;
   /** Receives every route decision, recorded write and background error. */
@@ -166,6 +174,7 @@ class Router implements Ryw {
   readonly #speculate: boolean;
   readonly #refreshOnDemand: boolean;
   readonly #isConnectionError: (error: unknown) => boolean;
+  readonly #replicaTimeoutMs: number;
   readonly #telemetry = new Telemetry();
   readonly #pins: Pins;
   readonly #recorder: Recorder;
@@ -201,6 +210,7 @@ class Router implements Ryw {
     this.#speculate = bool("speculate", options.speculate, typeof choose !== "function");
     this.#refreshOnDemand = bool("refreshOnDemand", options.refreshOnDemand, true);
     this.#isConnectionError = options.isConnectionError ?? isConnectionError;
+    this.#replicaTimeoutMs = positiveInt("replicaTimeoutMs", options.replicaTimeoutMs, 30_000);
     const store: PositionStore = options.store ?? new MemoryStore();
     if (typeof store?.get !== "function" || typeof store.advance !== "function") throw invalidOption("store", "a PositionStore (get and advance)", store);
     this.#store = new GuardedStore(store, storeTimeoutMs, storeRetryMs);
@@ -333,7 +343,7 @@ class Router implements Ryw {
     const candidates = this.#speculate ? this.#eligible(known, scope) : [];
     if (candidates.length > 0) {
       const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
-      const attempt = settle(run(replicaTarget(pick)));
+      const attempt = this.#attempt(run, pick);
       const stored = await this.#lookup(lookup, resets);
       if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
       const required = maxLsn(known, stored);
@@ -403,7 +413,7 @@ class Router implements Ryw {
   }
 
   #onReplica<T>(run: (target: Target) => Promise<T>, pick: ReplicaView, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
-    return this.#finishReplica(settle(run(replicaTarget(pick))), run, pick, reason, scope, required);
+    return this.#finishReplica(this.#attempt(run, pick), run, pick, reason, scope, required);
   }
 
   async #finishReplica<T>(attempt: Attempt<T>, run: (target: Target) => Promise<T>, pick: ReplicaView, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
@@ -420,6 +430,10 @@ class Router implements Ryw {
       this.#telemetry.route(decision);
       return { value: outcome.value, decision };
     }
+    if (isRywError(outcome.error, "REPLICA_TIMEOUT")) {
+      this.#telemetry.emit({ type: "error", source: "replica", error: outcome.error, scope, replica: pick.name });
+      return this.#onPrimary(run, "replica-failed", scope, required);
+    }
     if (!this.#isConnectionError(outcome.error)) {
       this.#telemetry.route(decision);
       throw outcome.error;
@@ -427,6 +441,11 @@ class Router implements Ryw {
     this.tracker.markDown(pick.index);
     this.#telemetry.emit({ type: "error", source: "replica", error: outcome.error, scope, replica: pick.name });
     return this.#onPrimary(run, "replica-failed", scope, required);
+  }
+
+  #attempt<T>(run: (target: Target) => Promise<T>, pick: ReplicaView): Attempt<T> {
+    const what = `read on replica ${pick.name}`;
+    return settle(withTimeout(run(replicaTarget(pick)), this.#replicaTimeoutMs, what, (m) => new RywError("REPLICA_TIMEOUT", `${m}; it was run on the primary instead.`)));
   }
 
   async #onPrimary<T>(run: (target: Target) => Promise<T>, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {

@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import type { Ryw, RywOptions, Target } from "../src/index.js";
 import { capturePosition, createRyw, postgresJsRunner, postgresJsWatch, RedisStore, runWithScope } from "../src/index.js";
-import { killReplica, pauseReplay, resumeReplay, setApplyDelay, startReplica, waitFor, waitForReplicas } from "../../../test/harness/index.js";
+import { killReplica, pauseReplay, resumeReplay, setApplyDelay, startProxy, startReplica, waitFor, waitForReplicas } from "../../../test/harness/index.js";
 import { connect } from "./clients.js";
 
 const cluster = inject("cluster");
@@ -155,5 +155,31 @@ describe("a replica that lags longer than ttlMs", () => {
     const lsn = await capturePosition(db.options.primary);
     await waitFor(() => ryw.tracker.candidates(lsn).length === 2 && ryw.tracker.replicas.every((r) => (r.lagMs ?? Infinity) < 500), 5000, "both replicas to keep up");
     expect(await runWithScope(scope(), () => ryw.route())).toMatchObject({ reason: "no-token", target: { kind: "replica" } });
+  });
+});
+
+describe("a replica that stops answering", () => {
+  it("a read on it is abandoned after replicaTimeoutMs and served by the primary", async () => {
+    const link = await startProxy({ port: cluster.replicas[0]!.port });
+    const r0 = postgres(link.url("postgres"), { max: 2, onnotice: () => {}, connect_timeout: 5 });
+    clients.push(r0);
+    try {
+      const ryw = await make({
+        replicas: [{ name: "r0", query: postgresJsRunner(r0) }],
+        tracker: { intervalMs: 600_000 },
+        refreshOnDemand: false,
+        replicaTimeoutMs: 300,
+      });
+      const sqlFor = (t: Target) => (t.kind === "primary" ? db.primary : r0);
+      expect(await ryw.read(whoAnswers(sqlFor))).toBe("r0");
+      link.stall(); // the connection stays open; nothing comes back
+      expect(await runWithScope(scope(), () => ryw.read(whoAnswers(sqlFor)))).toBe("primary");
+      expect(ryw.stats().routes["replica-failed"]?.primary).toBe(1);
+      // A slow answer is not a lost server: r0 stays a candidate.
+      expect(ryw.tracker.replicas[0]!.status).toBe("up");
+    } finally {
+      link.unstall();
+      await link.close();
+    }
   });
 });
