@@ -1,5 +1,12 @@
 /**
- * `pnpm bench [--quick] [--profiles a,b] [--routers substring,...] [--seconds N] [--users N]`
+ * `pnpm bench [--quick] [--profiles a,b] [--routers substring,...] [--seconds N] [--users N] [--chaos-procs]`
+ *
+ * `--profiles chaos-mp` runs only the multi-process chaos checker of test/chaos (app-server
+ * processes sharing Redis, fault proxies, random replica and Redis faults), long: per ORM until
+ * `--chaos-reads N` (default 50000) read-backs were checked and at least `--chaos-seconds N`
+ * (default 60) passed; `--chaos-users`, `--chaos-servers`, `--chaos-seed`, `--chaos-rev <git rev>`
+ * tune it. `--chaos-procs` adds the same runs after a normal bench. Either way the summaries go
+ * to the JSON file under `chaosProcs`, and a stale read or failed operation exits non-zero.
  *
  * Starts a private cluster (primary, two replicas, Redis), then runs the same workload through
  * every router under every lag profile, and measures A/B micro ratios. Writes a JSON file to
@@ -10,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { applyMigrations, startCluster, stopCluster, waitForReplicas } from "../test/harness/index.js";
+import { applyMigrations, findPgBin, startCluster, stopCluster, waitForReplicas } from "../test/harness/index.js";
 import { readCounters, resetCounters } from "./counters.js";
 import { measurePair } from "./micro.js";
 import type { Ratio } from "./micro.js";
@@ -21,6 +28,8 @@ import type { RunRecord } from "./report.js";
 import { routers } from "./routers/index.js";
 import { percentile, round } from "./stats.js";
 import { runWorkload } from "./workload.js";
+import { runChaosProcs } from "./chaos-mp.js";
+import type { ChaosSummary } from "../test/chaos/summary.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -38,10 +47,22 @@ const thinkMs = Number(value("think") ?? Math.round(userCount / 0.5));
 const wantedProfiles = value("profiles")?.split(",");
 const wantedRouters = value("routers")?.split(",");
 const microIterations = Number(value("micro") ?? 3000);
+const chaosOnly = wantedProfiles?.length === 1 && wantedProfiles[0] === "chaos-mp";
+const chaosProcs = chaosOnly || flag("chaos-procs") || !!wantedProfiles?.includes("chaos-mp");
+const chaosOptions = {
+  reads: Number(value("chaos-reads") ?? 50_000),
+  seconds: Number(value("chaos-seconds") ?? 60),
+  users: Number(value("chaos-users") ?? 40),
+  appServers: Number(value("chaos-servers") ?? 2),
+  seed: Number(value("chaos-seed") ?? 42),
+  rev: value("chaos-rev"),
+};
 
 const started = Date.now();
-const cluster = await startCluster({ replicas: 2, redis: true });
 const out = (line: string) => process.stdout.write(`${line}\n`);
+const chaosFailed = (runs: ChaosSummary[]) => runs.some((r) => r.stale > 0 || r.failedOps > 0 || r.runErrors.length > 0);
+if (chaosOnly) process.exit(await chaosAlone());
+const cluster = await startCluster({ replicas: 2, redis: true });
 let exitCode = 0;
 try {
   await applyMigrations(cluster);
@@ -140,15 +161,19 @@ try {
     }
   }
 
+  const chaosRuns = chaosProcs ? await runChaosProcs({ ...chaosOptions, out }) : [];
+  if (chaosFailed(chaosRuns)) exitCode = 1;
+
   const record = {
     startedAt: new Date(started).toISOString(),
     durationS: round((Date.now() - started) / 1000, 1),
     quick,
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, pg: cluster.pgBin },
-    config: { seconds, users: users.length, writeShare: 0.1, foreignReadShare: 0.1, thinkMs, microIterations },
+    machine: machine(cluster.pgBin),
+    config: { seconds, users: users.length, writeShare: 0.1, foreignReadShare: 0.1, thinkMs, microIterations, ...(chaosProcs ? { chaosProcs: chaosOptions } : {}) },
     runs,
     trackerLoad,
     micro,
+    ...(chaosProcs ? { chaosProcs: chaosRuns } : {}),
   };
   const dir = join(import.meta.dirname, "results");
   mkdirSync(dir, { recursive: true });
@@ -166,3 +191,26 @@ try {
   await stopCluster(cluster);
 }
 process.exit(exitCode);
+
+function machine(pg: string) {
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, pg };
+}
+
+/** `--profiles chaos-mp`: the chaos checker alone, with its own clusters; no docs regenerated. */
+async function chaosAlone(): Promise<number> {
+  try {
+    const chaosRuns = await runChaosProcs({ ...chaosOptions, out });
+    const record = { startedAt: new Date(started).toISOString(), durationS: round((Date.now() - started) / 1000, 1), machine: machine(findPgBin()), config: { chaosProcs: chaosOptions }, chaosProcs: chaosRuns };
+    const dir = join(import.meta.dirname, "results");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `chaos-mp-${record.startedAt.replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+    out(`\nresults: ${file}`);
+    const checked = chaosRuns.reduce((a, r) => a + r.reads, 0);
+    out(chaosFailed(chaosRuns) ? `\nCHAOS-MP FAILED: ${chaosRuns.map((r) => `${r.orm} stale ${r.stale}, failed ${r.failedOps}`).join("; ")}` : `\nchaos-mp: no stale read and no failed operation in ${checked} checked reads`);
+    return chaosFailed(chaosRuns) ? 1 : 0;
+  } catch (error) {
+    console.error(error);
+    return 1;
+  }
+}

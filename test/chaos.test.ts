@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { FAULT_KINDS } from "./chaos/faults.js";
+import type { FaultKind } from "./chaos/faults.js";
+import type { Orm } from "./chaos/protocol.js";
+import { runChaos } from "./chaos/run.js";
+
+/**
+ * The multi-process read-your-writes check, short version (the long one: `pnpm bench --profiles
+ * chaos-mp`). Each ORM gets its own private cluster, two app-server processes sharing one Redis,
+ * and every fault kind at least once while 40 users write and read back. The run takes what it
+ * takes on this noisy machine; nothing here asserts a duration.
+ * RYW_CHAOS_MS sets the load time per ORM, RYW_CHAOS_SEED the seed, RYW_CHAOS_REV a git revision
+ * to check instead of the working tree, RYW_CHAOS_KINDS a comma-separated subset of fault kinds,
+ * RYW_CHAOS_VERBOSE=1 prints the fault log as it happens.
+ */
+const durationMs = Number(process.env.RYW_CHAOS_MS ?? 18_000);
+const seed = Number(process.env.RYW_CHAOS_SEED ?? 1);
+// The load goes on until this many read-backs were checked (and every fault kind ran), so a slow
+// machine takes longer rather than checking less; it gives up at maxDurationMs.
+const MIN_READS = 2500;
+const maxDurationMs = Math.max(60_000, 3 * durationMs);
+
+describe.each(["prisma", "drizzle"] as Orm[])("chaos across app-server processes, %s", (orm) => {
+  it("every user sees their own writes under every fault, and no operation fails", { timeout: maxDurationMs + 120_000 }, async () => {
+    const kinds = process.env.RYW_CHAOS_KINDS ? (process.env.RYW_CHAOS_KINDS.split(",") as FaultKind[]) : FAULT_KINDS;
+    // Legitimate operations take a few seconds at most here (the longest stall is 2 s).
+    const summary = await runChaos({ orm, durationMs, minReads: MIN_READS, maxDurationMs, seed, kinds, opTimeoutMs: 10_000, rev: process.env.RYW_CHAOS_REV || undefined, log: process.env.RYW_CHAOS_VERBOSE ? console.log : undefined });
+    const { staleSamples, failureSamples, faultLog, appServers, ...figures } = summary;
+    console.log(JSON.stringify(figures));
+    expect(summary.runErrors).toEqual([]);
+    expect(kinds.filter((kind) => summary.faults[kind] === 0), "fault kinds that never ran").toEqual([]);
+    expect(summary.reads).toBeGreaterThanOrEqual(MIN_READS);
+    expect(summary.stale, `stale reads:\n${staleSamples.map((s) => `${s.story}\n  faults: ${s.faults.join(", ")}`).join("\n")}`).toBe(0);
+    expect(summary.failedOps, `failed operations:\n${failureSamples.map((f) => `${f.story}\n  faults: ${f.faults.join(", ")}`).join("\n")}`).toBe(0);
+    expect(appServers.flatMap((s) => s.unhandled), "unhandled rejections in app servers").toEqual([]);
+    // Reads reached replicas at all, and the servers agree: replicas ran SELECTs on Post.
+    expect(summary.replicaShare).toBeGreaterThan(0);
+    expect(Object.entries(summary.perServer).filter(([n]) => n !== "primary").reduce((a, [, c]) => a + c.select, 0)).toBeGreaterThan(0);
+  });
+});

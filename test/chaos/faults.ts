@@ -1,0 +1,129 @@
+import type { ClusterInfo } from "../harness/cluster.js";
+import { killReplica, pauseReplay, resumeReplay, setApplyDelay, startRedis, startReplica, stopRedis } from "../harness/cluster.js";
+import type { Proxies } from "./proxies.js";
+
+/**
+ * The faults of the chaos run. Replica faults and Redis faults run in two lanes at once, so they
+ * overlap at random: a user's write can meet a slow Redis while the replica that serves the
+ * read-back is behind, which is where read-your-writes bugs live. Every app server reaches Redis
+ * through a proxy of its own, and a Redis network fault hits either all of them or one: in
+ * production one app server's path to Redis can be congested while the others' are fine.
+ */
+export const REPLICA_FAULTS = ["replay-pause", "replica-delay", "replica-kill", "replica-stall", "replica-drop"] as const;
+export const REDIS_FAULTS = ["redis-restart", "redis-latency", "redis-stall", "redis-drop"] as const;
+export const FAULT_KINDS = [...REPLICA_FAULTS, ...REDIS_FAULTS] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One injected fault: from the moment it took effect to the moment it was undone. */
+export interface Fault {
+  kind: FaultKind;
+  target: string;
+  detail: string;
+  startedAt: number;
+  endedAt: number;
+}
+
+export interface FaultContext {
+  cluster: ClusterInfo;
+  proxies: Proxies;
+  /** Names of the proxies between each app server and Redis. */
+  redisPaths: string[];
+  rand: () => number;
+  signal: AbortSignal;
+  /** Called with every fault once it has been undone. */
+  done: (fault: Fault) => void;
+  /** Called right before replica `index` is killed (its statement counters die with it). */
+  beforeKill: (index: number) => Promise<void>;
+  log: (line: string) => void;
+}
+
+const between = (rand: () => number, lo: number, hi: number) => Math.round(lo + rand() * (hi - lo));
+
+/** Applies one fault, holds it, undoes it. An abort shortens the hold; the undo always runs. */
+async function inject(kind: FaultKind, ctx: FaultContext): Promise<void> {
+  const { cluster, proxies, rand } = ctx;
+  const replica = Math.floor(rand() * cluster.replicas.length);
+  const r = `r${replica}`;
+  const hold = (lo: number, hi: number) => sleep(between(rand, lo, hi), ctx.signal);
+  const run = async (target: string, detail: string, apply: () => Promise<unknown>, undo: () => Promise<unknown>, holdFor: () => Promise<void>) => {
+    // The fault may bite while it is being applied (a kill waits for the server to go away).
+    const startedAt = Date.now();
+    await apply();
+    ctx.log(`${kind} ${target} ${detail}: on`);
+    try {
+      await holdFor();
+    } finally {
+      await undo();
+    }
+    const fault = { kind, target, detail, startedAt, endedAt: Date.now() };
+    ctx.log(`${kind} ${target}: off after ${fault.endedAt - startedAt} ms`);
+    ctx.done(fault);
+  };
+  const instant = async () => {};
+  const one = ctx.redisPaths[Math.floor(rand() * ctx.redisPaths.length)]!;
+  // One app server's path more often than all of them: a fault on every path sends every server
+  // to the primary alike, while a fault on one path is what tests the guarantee across servers.
+  const paths = rand() < 0.3 ? ctx.redisPaths : [one];
+  const via = paths.length === 1 ? one : "redis";
+  const onPaths = (method: "setLatency" | "stall" | "unstall" | "dropAll", ...args: unknown[]) => () => Promise.all(paths.map((p) => proxies.call(p, method, ...args)));
+  switch (kind) {
+    case "replay-pause":
+      return run(r, "pg_wal_replay_pause()", () => pauseReplay(cluster, replica), () => resumeReplay(cluster, replica), () => hold(500, 2500));
+    case "replica-delay": {
+      const ms = between(rand, 200, 800);
+      return run(r, `recovery_min_apply_delay ${ms} ms`, () => setApplyDelay(cluster, replica, ms), () => setApplyDelay(cluster, replica, 0), () => hold(1000, 3000));
+    }
+    case "replica-kill":
+      return run(r, "kill -9, then restart", async () => (await ctx.beforeKill(replica), await killReplica(cluster, replica)), () => startReplica(cluster, replica), () => hold(300, 1000));
+    case "replica-stall":
+      return run(r, "proxy stalls", () => proxies.call(r, "stall"), () => proxies.call(r, "unstall"), () => hold(300, 1500));
+    case "replica-drop":
+      return run(r, "proxy closes every connection", () => proxies.call(r, "dropAll"), instant, instant);
+    case "redis-restart":
+      return run("redis", "shutdown nosave, then start", () => stopRedis(cluster), () => startRedis(cluster), () => hold(200, 800));
+    case "redis-latency": {
+      const ms = between(rand, 150, 400);
+      return run(via, `+${ms} ms each way`, onPaths("setLatency", ms), onPaths("setLatency", 0), () => hold(500, 2000));
+    }
+    case "redis-stall":
+      return run(via, "proxy stalls", onPaths("stall"), onPaths("unstall"), () => hold(500, 2000));
+    case "redis-drop":
+      return run(via, "proxy closes every connection", onPaths("dropAll"), instant, instant);
+  }
+}
+
+/**
+ * Runs one lane until `signal` aborts: first every kind once in random order, then random kinds,
+ * with a short calm gap between faults.
+ */
+export async function runLane(kinds: ReadonlyArray<FaultKind>, ctx: FaultContext): Promise<void> {
+  if (kinds.length === 0) return;
+  const firstRound = shuffle([...kinds], ctx.rand);
+  while (!ctx.signal.aborted) {
+    const kind = firstRound.shift() ?? kinds[Math.floor(ctx.rand() * kinds.length)]!;
+    await inject(kind, ctx);
+    // Calm time between faults: recoveries finish, and reads can reach replicas again.
+    await sleep(between(ctx.rand, 500, 2500), ctx.signal);
+  }
+}
+
+function shuffle<T>(items: T[], rand: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
