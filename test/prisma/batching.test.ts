@@ -31,9 +31,14 @@ describe("findUnique batching", () => {
   it("merges calls from different callers into one statement (the reason for all this), and keeps doing so for reads of one replica", async () => {
     const one = await makeClient({ speculate: false, choose: (candidates) => candidates[0]! });
     try {
+      // The scoped caller's last write is one that both replicas have replayed. (A scope with no
+      // position at all would not go to a replica whose lag this fresh client cannot bound.)
+      const caller = unique("caller");
+      const replayed = one.rw.ryw.tracker.replicas.map((r) => r.position!).reduce((a, b) => (a < b ? a : b));
+      await runWithScope(caller, () => one.rw.ryw.recordWrite(replayed));
       const { value, ran } = await where(() => Promise.all([
         one.db.user.findUnique({ where: { id: old } }),
-        runWithScope(unique("caller"), async () => await one.db.user.findUnique({ where: { id: old } })),
+        runWithScope(caller, async () => await one.db.user.findUnique({ where: { id: old } })),
         one.db.user.findUnique({ where: { id: fresh } }),
       ]));
       expect(value.map((u) => u?.id)).toEqual([old, old, undefined]); // a replica answered: it has not replayed `fresh`

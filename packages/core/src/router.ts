@@ -335,12 +335,14 @@ class Router implements Ryw {
       if (typeof token === "string") return this.#onPrimary(run, token, scope, undefined);
       known = maxLsn(known, token);
     }
-    if (this.strategy === "token") return this.#routeRequired(run, scope, known);
+    // A token that verified but expired bounds the lag like an expired key; with no token at all
+    // nothing is known, and the token strategy promises nothing.
+    if (this.strategy === "token") return this.#routeRequired(run, scope, known, "no-token", ctx?.token !== undefined);
     if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, known);
 
     const resets = this.#resets;
     const lookup = this.#store.get(scope);
-    const candidates = this.#speculate ? this.#eligible(known, scope) : [];
+    const candidates = this.#speculate ? this.#eligible(known, true) : [];
     if (candidates.length > 0) {
       const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
       const attempt = this.#attempt(run, pick);
@@ -365,13 +367,14 @@ class Router implements Ryw {
    * comes after the commit it records, so a write whose key is gone committed more than `ttlMs`
    * ago; a replica whose lag is known to be under half of that (an upper bound, see
    * ReplicaView.lagMs; the other half is margin for clocks and timers) has replayed it.
-   * Unscoped reads need no guarantee and may use any sampled replica. This assumes that keys
+   * Unscoped reads need no guarantee and may use any sampled replica, and so may `time-window`
+   * reads past their window (that strategy bounds nothing). This assumes that keys
    * vanish only by expiry or with a store reset: a Redis that evicts keys breaks it, which is why
    * `ryw doctor` fails an evicting `maxmemory-policy`.
    */
-  #eligible(required: Lsn | undefined, scope: string | undefined): ReplicaView[] {
+  #eligible(required: Lsn | undefined, bounded: boolean): ReplicaView[] {
     const candidates = this.tracker.candidates(required);
-    if (required !== undefined || scope === undefined) return candidates;
+    if (required !== undefined || !bounded) return candidates;
     const maxLagMs = this.#ttlMs / 2;
     return candidates.filter((r) => r.lagMs !== undefined && r.lagMs < maxLagMs);
   }
@@ -387,14 +390,14 @@ class Router implements Ryw {
     return this.#routeRequired(run, scope, undefined, stored === undefined ? "no-token" : "window-passed");
   }
 
-  async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token") {
+  async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token", bounded = scope !== undefined && this.strategy === "lsn") {
     const reason = required === undefined ? unconstrained : "caught-up";
-    let candidates = this.#eligible(required, scope);
+    let candidates = this.#eligible(required, bounded);
     if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     if (!this.tracker.anyHealthy) return this.#onPrimary(run, "no-healthy-replica", scope, required);
     if (this.#refreshOnDemand || this.#fallback === "wait") {
       await this.tracker.refresh();
-      candidates = this.#eligible(required, scope);
+      candidates = this.#eligible(required, bounded);
       if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     }
     if (this.#fallback === "wait") {
@@ -402,7 +405,7 @@ class Router implements Ryw {
       for (let left = this.#maxWaitMs; left > 0; left = deadline - Date.now()) {
         await sleep(Math.min(WAIT_POLL_MS, left));
         await this.tracker.refresh();
-        candidates = this.#eligible(required, scope);
+        candidates = this.#eligible(required, bounded);
         if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), "waited", scope, required);
       }
     } else if (this.#fallback === "error") {
