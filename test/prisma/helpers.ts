@@ -47,15 +47,43 @@ const STATEMENTS = `select coalesce(sum(calls), 0)::int as n from pg_stat_statem
 /**
  * Runs `fn` and returns how many statements on the test tables each server executed meanwhile,
  * from pg_stat_statements on each server: the servers say where the queries ran.
+ * A server that is down (killed by a fault test) cannot have answered anything: it counts 0.
  */
 export async function where<T>(fn: () => Promise<T>): Promise<{ value: T; ran: Where }> {
   const nodes = [servers.primary, ...servers.replicas];
-  // A server that is down (killed by a fault test) cannot have answered anything: it counts 0,
-  // and so does one that restarted meanwhile (its counters start empty).
-  const reset = await Promise.all(nodes.map((sql) => sql`select pg_stat_statements_reset()`.then(() => true, () => false)));
+  const up = await Promise.all(nodes.map((sql) => answering(sql, (s) => s`select pg_stat_statements_reset()`)));
   const value = await fn();
-  const [p, r0, r1] = await Promise.all(nodes.map(async (sql, i) => (reset[i] ? ((await sql.unsafe(STATEMENTS).catch(() => [{ n: 0 }]))[0]!.n as number) : 0)));
+  const [p, r0, r1] = await Promise.all(nodes.map(async (sql, i) => {
+    if (up[i] === undefined) return 0;
+    const rows = await answering(sql, (s) => s.unsafe(STATEMENTS));
+    // Reset but gone now: what it ran is unknown, and 0 would be a guess.
+    if (rows === undefined) throw new Error(`[test] ${["primary", "r0", "r1"][i]} went down during where(): its statements cannot be counted`);
+    return rows[0]!.n as number;
+  }));
   return { value, ran: { primary: p!, r0: r0!, r1: r1! } };
+}
+
+// The server closed this client's connection (it was killed or restarted since the last query);
+// postgres.js opens a new one for the next query. That can fail too: postgres.js 3.4 keeps the
+// FATAL "terminating connection due to unexpected postmaster exit" (57P01) that a killed server's
+// backend sent during a query, and fails the first query of its NEXT connection with it, on the
+// restarted server. Counting such a server as down made where() report 0 for a replica that was
+// serving reads.
+const DROPPED = new Set(["CONNECTION_CLOSED", "ECONNRESET", "EPIPE", "57P01", "57P02"]);
+// Nobody there to answer: the server is down, or still starting.
+const DOWN = new Set(["ECONNREFUSED", "57P03"]);
+
+/** Runs `query` on a server; `undefined` when the server is down. Other failures throw. */
+async function answering<T>(sql: postgres.Sql, query: (sql: postgres.Sql) => Promise<T>): Promise<T | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await query(sql);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === "string" && DOWN.has(code)) return undefined;
+      if (typeof code !== "string" || !DROPPED.has(code) || attempt === 3) throw error;
+    }
+  }
 }
 
 let seq = 0;

@@ -1,8 +1,10 @@
+import { getScope } from "@ryw/core";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQuery } from "./driver.js";
 import type { LazyAdapter } from "./lazy-adapter.js";
 import type { CommitHooks } from "./transaction.js";
 import { watchCommit } from "./transaction.js";
 import { currentOperation } from "./operation.js";
+import { mayWrite } from "./may-write.js";
 import type { UniqueReads } from "./unique-reads.js";
 
 /**
@@ -38,9 +40,17 @@ export class RoutingAdapterFactory implements SqlDriverAdapterFactory {
   }
 }
 
+/**
+ * Statements outside a transaction come here; a transaction's go to its own connection, and its
+ * commit to `commit`. A statement on the primary that may have written is recorded for the scope,
+ * whatever Prisma decided about transactions: by its operation when it has one (the extension
+ * records after the call), or here, before its result returns, when it has none (a client
+ * without the extension, or a batch Prisma started from another call's context; batch.ts).
+ */
 function routeAdapter(primary: SqlDriverAdapter, replicas: ReadonlyArray<LazyAdapter>, commit: CommitHooks, unique: UniqueReads): SqlDriverAdapter {
   async function run<M extends "queryRaw" | "executeRaw">(method: M, query: SqlQuery): Promise<Awaited<ReturnType<SqlDriverAdapter[M]>>> {
     const op = currentOperation();
+    if (op) op.ran = true;
     const target = op?.target;
     if (op && target?.kind === "replica" && (!op.unique || unique.replicaMayAnswer(target.index))) {
       try {
@@ -51,16 +61,27 @@ function routeAdapter(primary: SqlDriverAdapter, replicas: ReadonlyArray<LazyAda
         throw error;
       }
     }
-    const result = (await primary[method](query)) as Awaited<ReturnType<SqlDriverAdapter[M]>>;
-    if (op?.kind === "write") op.dirty = true;
-    return result;
+    try {
+      return (await primary[method](query)) as Awaited<ReturnType<SqlDriverAdapter[M]>>;
+    } finally {
+      // Also after an error: the statement may have committed before its answer was lost.
+      if (op) {
+        if (op.writes) op.unrecorded++;
+      } else if (getScope() !== undefined && mayWrite(query.sql)) {
+        await commit.wrote();
+      }
+    }
   }
   return new Proxy(primary, {
     get(target, property) {
       if (property === "queryRaw") return (query: SqlQuery) => run("queryRaw", query);
       if (property === "executeRaw") return (query: SqlQuery) => run("executeRaw", query);
       if (property === "startTransaction") {
-        return async (...args: Parameters<SqlDriverAdapter["startTransaction"]>) => watchCommit(await target.startTransaction(...args), commit);
+        return async (...args: Parameters<SqlDriverAdapter["startTransaction"]>) => {
+          const op = currentOperation();
+          if (op) op.ran = true;
+          return watchCommit(await target.startTransaction(...args), commit);
+        };
       }
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;

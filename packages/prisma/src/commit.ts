@@ -10,13 +10,27 @@ const POSITION = statement(CURRENT_POSITION_SQL);
  * Records each committed transaction once, after its outermost commit: interactive and batch
  * `$transaction`s, and the implicit transactions Prisma opens for nested writes. A failed capture
  * never fails the committed transaction: core then captures on its own connection, and if that
- * fails too, keeps the scope on the primary.
+ * fails too, keeps the scope on the primary. Also records single statements that ran outside
+ * any ryw operation (see adapter.ts).
  */
 export function commitHooks(ryw: Ryw): CommitHooks {
   return {
-    async capture(query) {
+    prepare() {
       // Like core's afterWrite: without a scope nobody reads this position back.
       if (getScope() === undefined) return undefined;
+      // A read, or a batch of reads: nothing in it wrote. (A transaction of another call that
+      // Prisma started from this read's context is recorded by that call itself, see batch.ts.)
+      const op = currentOperation();
+      if (op && !op.writes) return undefined;
+      // The position read after this commit covers what the operation ran before it, not after.
+      const covered = op?.unrecorded ?? 0;
+      return async (position) => {
+        if (position === undefined) await ryw.afterWrite();
+        else await ryw.recordWrite(position);
+        if (op) op.unrecorded -= covered;
+      };
+    },
+    async capture(query) {
       try {
         const lsn = rowsOf(await query(POSITION))[0]?.lsn;
         return typeof lsn === "string" ? lsn : undefined;
@@ -24,11 +38,6 @@ export function commitHooks(ryw: Ryw): CommitHooks {
         return undefined;
       }
     },
-    async committed(position) {
-      if (position === undefined) await ryw.afterWrite();
-      else await ryw.recordWrite(position);
-      const op = currentOperation();
-      if (op) op.dirty = false;
-    },
+    wrote: () => ryw.afterWrite(),
   };
 }

@@ -2,6 +2,8 @@ import type { Ryw } from "@ryw/core";
 import { READ_OPERATIONS, RAW_QUERY_OPERATIONS, BATCHED_OPERATIONS } from "./operations.js";
 import { readOperation, runOperation, writeOperation } from "./operation.js";
 import { rawReadsAllowed } from "./raw-reads.js";
+import type { Batches } from "./batch.js";
+import { isBatchTransaction } from "./batch.js";
 import type { UniqueReads } from "./unique-reads.js";
 
 export interface OperationParams {
@@ -14,15 +16,19 @@ export interface OperationParams {
 /**
  * The `$allOperations` hook: decides what kind of call this is and tells the adapter, through
  * the operation's async context, where its statements go.
- * - Inside a transaction: untouched. The adapter runs it on the transaction's primary connection.
+ * - Inside an interactive transaction: untouched. The adapter runs it on the transaction's
+ *   primary connection and records the commit.
+ * - An item of a batch `$transaction([...])`: on the primary, recorded once per batch (batch.ts).
  * - Reads: through the router, which picks a target; the adapter sends the statements there.
  * - Everything else, raw queries included unless `$replica()` opted in: on the primary, and the
  *   call resolves only after its position is recorded for the scope.
  */
-export function operationHook(ryw: Ryw, unique: UniqueReads, isReplicaGone: (error: unknown) => boolean) {
+export function operationHook(ryw: Ryw, unique: UniqueReads, batches: Batches, isReplicaGone: (error: unknown) => boolean) {
   return async function ryw$allOperations({ operation, args, query, __internalParams }: OperationParams): Promise<unknown> {
     // Prisma marks every call inside `$transaction` (batch and interactive, nested included).
-    if (__internalParams?.transaction) return query(args);
+    const transaction = __internalParams?.transaction;
+    if (isBatchTransaction(transaction)) return batches.run(transaction, operation, () => query(args));
+    if (transaction) return query(args);
     if (READ_OPERATIONS.has(operation) || (RAW_QUERY_OPERATIONS.has(operation) && rawReadsAllowed())) {
       const batched = BATCHED_OPERATIONS.has(operation);
       return ryw.read(async (target) => {
@@ -41,9 +47,9 @@ export function operationHook(ryw: Ryw, unique: UniqueReads, isReplicaGone: (err
     try {
       return await runOperation(op, () => query(args));
     } finally {
-      // `dirty` means a statement ran outside a transaction whose commit was already recorded.
+      // Statements that ran outside a transaction and that no recorded commit covers.
       // Core skips the capture when there is no scope to record it for.
-      if (op.dirty) await ryw.afterWrite();
+      if (op.unrecorded > 0) await ryw.afterWrite();
     }
   };
 }

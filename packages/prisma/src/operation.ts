@@ -7,13 +7,22 @@ import type { Target } from "@ryw/core";
  * knows the operation) and the adapter (which sees the SQL and the commits) talk.
  */
 export interface Operation {
-  readonly kind: "read" | "write";
+  /** `batch`: the items of one batch `$transaction([...])`, which share one operation (see batch.ts). */
+  readonly kind: "read" | "write" | "batch";
   /** A findUnique: Prisma may run its statement for other findUnique calls too (see unique-reads.ts). */
   readonly unique: boolean;
-  /** Where a read's statements outside a transaction go. Writes always use the primary. */
+  /** Where a read's statements outside a transaction go. Writes and batches always use the primary. */
   readonly target: Target | undefined;
-  /** Set by the adapter: a write ran a statement on the primary outside a transaction since the last recorded commit. */
-  dirty: boolean;
+  /** Its statements may write: false for reads, and for a batch of reads only. */
+  writes: boolean;
+  /**
+   * Set by the adapter: statements of this operation that may have written ran on the primary
+   * outside a transaction, and no recorded position covers them yet. A count, so that a commit
+   * recorded meanwhile clears only the statements that had finished before its capture.
+   */
+  unrecorded: number;
+  /** Set by the adapter: a statement or a transaction ran in this operation's async context. */
+  ran: boolean;
   /** Set by the adapter: the error the chosen replica raised, before Prisma wrapped it. */
   replicaError: unknown;
 }
@@ -21,11 +30,16 @@ export interface Operation {
 const storage = new AsyncLocalStorage<Operation>();
 
 export function readOperation(target: Target, unique: boolean): Operation {
-  return { kind: "read", unique, target, dirty: false, replicaError: undefined };
+  return { kind: "read", unique, target, writes: false, unrecorded: 0, ran: false, replicaError: undefined };
 }
 
 export function writeOperation(): Operation {
-  return { kind: "write", unique: false, target: undefined, dirty: false, replicaError: undefined };
+  return { kind: "write", unique: false, target: undefined, writes: true, unrecorded: 0, ran: false, replicaError: undefined };
+}
+
+/** `writes` turns true as soon as an item that may write joins the batch. */
+export function batchOperation(): Operation {
+  return { kind: "batch", unique: false, target: undefined, writes: false, unrecorded: 0, ran: false, replicaError: undefined };
 }
 
 export function currentOperation(): Operation | undefined {

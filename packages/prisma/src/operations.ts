@@ -6,5 +6,5 @@ export const READ_OPERATIONS: ReadonlySet<string> = new Set([
 /** Raw queries: they may write, so they are writes unless the caller opts in with `$replica()`. */
 export const RAW_QUERY_OPERATIONS: ReadonlySet<string> = new Set(["$queryRaw", "$queryRawUnsafe", "$queryRawTyped"]);
 
-/** The operations Prisma batches when several are called in the same tick (see unique-batch.ts). */
+/** The operations Prisma batches when several are called in the same tick (see unique-reads.ts). */
 export const BATCHED_OPERATIONS: ReadonlySet<string> = new Set(["findUnique", "findUniqueOrThrow"]);

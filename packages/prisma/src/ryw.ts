@@ -2,6 +2,7 @@ import { Prisma } from "@prisma/client/extension";
 import type { Ryw, ScopeInit } from "@ryw/core";
 import { createRyw, isConnectionError, onPrimary, runWithScope } from "@ryw/core";
 import { RoutingAdapterFactory } from "./adapter.js";
+import { Batches } from "./batch.js";
 import { bindClient } from "./bound.js";
 import { commitHooks } from "./commit.js";
 import { operationHook } from "./extension.js";
@@ -57,7 +58,7 @@ export function ryw(options: RywPrismaOptions = {}) {
       await Promise.all([own.close(), ...replicas.map((r) => r.close()), ownsStore ? store.close?.() : undefined]);
     },
   };
-  const hook = operationHook(router, unique, isGone);
+  const hook = operationHook(router, unique, new Batches(router, unique), isGone);
   let warned = false;
 
   const extension = Prisma.defineExtension({

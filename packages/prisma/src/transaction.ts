@@ -2,12 +2,20 @@ import type { SqlQuery, SqlResultSet, Transaction } from "./driver.js";
 
 export interface CommitHooks {
   /**
+   * Called once the outermost commit is about to finish: returns what records it, or `undefined`
+   * when it needs no record (no scope, or only reads ran in it).
+   */
+  prepare(): ((position: string | undefined) => Promise<void>) | undefined;
+  /**
    * Reads the position right after `COMMIT`, on the transaction's own connection. Returns
-   * `undefined` when it need not or could not; never throws.
+   * `undefined` when it could not; never throws.
    */
   capture(query: (query: SqlQuery) => Promise<SqlResultSet>): Promise<string | undefined>;
-  /** Runs once the connection is released; `position` is what `capture` returned, if it ran. */
-  committed(position: string | undefined): Promise<void>;
+  /**
+   * A statement that may have written ran on the primary outside a transaction and outside any
+   * ryw operation: records the position after it for the current scope. Never throws.
+   */
+  wrote(): Promise<void>;
 }
 
 const COMMIT = /^\s*commit\b/i;
@@ -33,9 +41,10 @@ export function watchCommit(tx: Transaction, hooks: CommitHooks): Transaction {
       }
       if (property === "commit") {
         return async () => {
-          const position = committed ? await hooks.capture((query) => target.queryRaw(query)) : undefined;
+          const record = hooks.prepare();
+          const position = record && committed ? await hooks.capture((query) => target.queryRaw(query)) : undefined;
           await target.commit();
-          await hooks.committed(position);
+          await record?.(position);
         };
       }
       const value: unknown = Reflect.get(target, property, target);

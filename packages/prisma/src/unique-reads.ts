@@ -18,6 +18,9 @@ interface Pending {
  * A statement in a findUnique's context goes to its replica only if that replica has replayed
  * what every findUnique in flight needs; otherwise it goes to the primary, which can answer all.
  * When reads do not overlap, nothing changes.
+ *
+ * The same callback runs every other batch collected in that tick, batch `$transaction`s
+ * included; those hold the primary while they may run without a transaction (`holdPrimary`).
  */
 export class UniqueReads {
   readonly #inFlight = new Set<Pending>();
@@ -36,6 +39,17 @@ export class UniqueReads {
     } finally {
       this.#inFlight.delete(pending);
     }
+  }
+
+  /**
+   * Keeps every findUnique statement on the primary until the returned function is called (it may
+   * be called more than once): for a call that must run on the primary but whose statement
+   * Prisma may start from a findUnique's async context (a batch of one, see batch.ts).
+   */
+  holdPrimary(): () => void {
+    const pending: Pending = { needs: "primary" };
+    this.#inFlight.add(pending);
+    return () => void this.#inFlight.delete(pending);
   }
 
   /** True when replica `index` may answer every findUnique in flight. */
