@@ -15,7 +15,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import postgres from "postgres";
 import { applyMigrations, findPgBin, startCluster, stopCluster, waitForReplicas } from "../test/harness/index.js";
 import { readCounters, resetCounters } from "./counters.js";
@@ -28,7 +28,7 @@ import type { RunRecord } from "./report.js";
 import { routers } from "./routers/index.js";
 import { percentile, round } from "./stats.js";
 import { runWorkload } from "./workload.js";
-import { runChaosProcs } from "./chaos-mp.js";
+import { chaosReport, runChaosProcs } from "./chaos-mp.js";
 import type { ChaosSummary } from "../test/chaos/summary.js";
 
 const args = process.argv.slice(2);
@@ -206,6 +206,8 @@ async function chaosAlone(): Promise<number> {
     const file = join(dir, `chaos-mp-${record.startedAt.replace(/[:.]/g, "-")}.json`);
     writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
     out(`\nresults: ${file}`);
+    // A run for another revision says nothing about this one's docs.
+    if (chaosOptions.rev === undefined || chaosOptions.rev === "HEAD") writeFileSync(join(import.meta.dirname, "../docs/chaos.md"), chaosReport(record, relative(join(import.meta.dirname, ".."), file)));
     const checked = chaosRuns.reduce((a, r) => a + r.reads, 0);
     out(chaosFailed(chaosRuns) ? `\nCHAOS-MP FAILED: ${chaosRuns.map((r) => `${r.orm} stale ${r.stale}, failed ${r.failedOps}`).join("; ")}` : `\nchaos-mp: no stale read and no failed operation in ${checked} checked reads`);
     return chaosFailed(chaosRuns) ? 1 : 0;
