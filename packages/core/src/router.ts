@@ -61,9 +61,9 @@ export interface RywOptions {
    */
   choose?: ChooserName | ReplicaChooser;
   /**
-   * Start the read on a replica that keeps up (lag within two poll intervals) while the store
-   * lookup is in flight, and keep the result only if that replica had already replayed the
-   * position the lookup returns. Hides the store round trip; costs a dropped replica query for
+   * Start the read on a replica that keeps up (lag within two poll intervals of the least-lagging
+   * one) while the store lookup is in flight, and keep the result only if that replica had already
+   * replayed the position the lookup returns. Hides the store round trip; costs a dropped replica query for
    * reads that end up elsewhere. Off with a custom `choose` function, which is only ever offered
    * replicas that have replayed what the read needs, once per read.
    * @default true (false with a custom `choose`)
@@ -531,11 +531,15 @@ class Router implements Ryw {
 
 /**
  * The candidates worth a speculative read: a replica seconds behind would almost never satisfy a
- * scope that wrote recently, and its answer would be thrown away. All of them if none keeps up.
+ * scope that wrote recently, and its answer would be thrown away. Lags are upper bounds that
+ * include the time since the primary's last poll, which grows with load for every replica alike,
+ * so "keeping up" is relative: within `slackMs` of the least lag. All of them if no lag is known.
  */
-function keepingUp(candidates: ReplicaView[], maxLagMs: number): ReplicaView[] {
-  const fresh = candidates.filter((r) => r.lagMs !== undefined && r.lagMs <= maxLagMs);
-  return fresh.length > 0 ? fresh : candidates;
+function keepingUp(candidates: ReplicaView[], slackMs: number): ReplicaView[] {
+  let best = Infinity;
+  for (const r of candidates) if (r.lagMs !== undefined && r.lagMs < best) best = r.lagMs;
+  if (best === Infinity) return candidates;
+  return candidates.filter((r) => r.lagMs !== undefined && r.lagMs <= best + slackMs);
 }
 
 function replicaTarget(pick: ReplicaView): Target {
