@@ -11,7 +11,14 @@ afterAll(() => db.end());
 it("end to end without an ORM: 1,000 write-then-read rounds against a 200 ms delayed replica, zero stale reads", async () => {
   await setApplyDelay(cluster, 0, 200);
   const redis = new Redis(cluster.redis!.url);
-  const ryw = createRyw({ ...db.options, store: new RedisStore({ client: redis, prefix: `e2e-${process.pid}:` }), tracker: { intervalMs: 50 } });
+  // minRefreshMs 0: every read that finds no replica caught up takes a fresh sample. With the
+  // default 20 ms floor, rounds a millisecond apart reached r1 only in the ~1 in 15 rounds that
+  // got a sample, and its share (75-120 of 1000) hovered around the bar below.
+  const ryw = createRyw({
+    ...db.options,
+    store: new RedisStore({ client: redis, prefix: `e2e-${process.pid}:` }),
+    tracker: { intervalMs: 50, minRefreshMs: 0 },
+  });
   await ryw.ready();
   const served: Record<string, number> = {};
   let stale = 0;
@@ -43,6 +50,6 @@ it("end to end without an ORM: 1,000 write-then-read rounds against a 200 ms del
   expect(stale).toBe(0);
   expect(Object.values(served).reduce((a, b) => a + b, 0)).toBe(1000);
   // The fast replica must have taken real load, or this test proves nothing about routing.
-  expect(served.r1 ?? 0).toBeGreaterThan(100);
+  expect(served.r1 ?? 0).toBeGreaterThan(300);
   console.log(`[e2e] reads served: ${JSON.stringify(served)}; stale: ${stale}`);
 });
