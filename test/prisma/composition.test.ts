@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest"
 import { ryw, runWithScope, MemoryStore } from "@ryw/prisma";
 import { pauseReplay, resumeReplay, waitForReplicas } from "../harness/index.js";
 import { Prisma, PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
-import { closeServers, cluster, seedUser, unique, where } from "./helpers.js";
+import { PrismaPg } from "@prisma/adapter-pg";
+import type { Form } from "./helpers.js";
+import { closeServers, cluster, FORMS, seedUser, unique, where } from "./helpers.js";
 
 let author: number;
 beforeAll(async () => {
@@ -18,22 +20,24 @@ const audit = Prisma.defineExtension({
   model: { post: { async titles(authorId: number) { return (await Prisma.getExtensionContext(this).findMany({ where: { authorId } })).map((p: { title: string }) => p.title); } } },
 });
 
-function build(order: "ryw first" | "ryw last") {
+function build(form: Form, order: "ryw first" | "ryw last") {
   const rw = ryw({
-    primary: cluster.primary.url,
+    ...(form === "two-place" ? { primary: cluster.primary.url } : {}),
     replicas: cluster.replicas.map((r) => ({ name: r.name, adapter: r.url })),
     store: new MemoryStore(),
     speculate: false,
     tracker: { intervalMs: 20 },
   });
-  const base = new PrismaClient({ adapter: rw.adapter });
+  const base = new PrismaClient({ adapter: form === "two-place" ? rw.adapter : new PrismaPg({ connectionString: cluster.primary.url }) });
   const db = order === "ryw first" ? base.$extends(rw).$extends(shout).$extends(audit) : base.$extends(shout).$extends(audit).$extends(rw);
   return { rw, base, db };
 }
 
-describe.each(["ryw first", "ryw last"] as const)("other extensions, %s", (order) => {
+const CASES = FORMS.flatMap((form) => (["ryw first", "ryw last"] as const).map((order) => [form, order] as const));
+
+describe.each(CASES)("other extensions, %s, %s", (form, order) => {
   it("apply to rerouted reads and to reads kept on the primary", async () => {
-    const { rw, base, db } = build(order);
+    const { rw, base, db } = build(form, order);
     try {
       await rw.ryw.ready();
       const title = unique("compose");

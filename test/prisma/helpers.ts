@@ -2,6 +2,7 @@ import { inject } from "vitest";
 import postgres from "postgres";
 import type { RywPrismaOptions } from "@ryw/prisma";
 import { ryw, MemoryStore } from "@ryw/prisma";
+import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
 
 export const cluster = inject("cluster");
@@ -16,22 +17,36 @@ export async function closeServers(): Promise<void> {
   await Promise.all([servers.primary, ...servers.replicas].map((sql) => sql.end({ timeout: 1 })));
 }
 
-/** A ryw-extended client on the test cluster; replicas are named after the harness nodes. */
-export async function makeClient(options: Partial<RywPrismaOptions> = {}) {
-  const rw = ryw({
-    primary: cluster.primary.url,
+/**
+ * The two ways to apply ryw: `prisma.$extends(ryw())` on a client built with its own adapter
+ * (the one-liner), or `new PrismaClient({ adapter: rw.adapter }).$extends(rw)` (two-place).
+ */
+export type Form = "one-liner" | "two-place";
+export const FORMS: readonly Form[] = ["one-liner", "two-place"];
+
+/**
+ * A ryw-extended client on the test cluster; replicas are named after the harness nodes. With the
+ * one-liner, `primary` (default: the cluster's) is the adapter given to `new PrismaClient`.
+ */
+export async function makeClient(options: Partial<RywPrismaOptions> = {}, form: Form = "two-place") {
+  const { primary = cluster.primary.url, ...rest } = options;
+  const settings = {
     replicas: cluster.replicas.map((r) => ({ name: r.name, adapter: r.url })),
     store: new MemoryStore(),
     tracker: { intervalMs: 20 },
-    ...options,
-  });
-  const base = new PrismaClient({ adapter: rw.adapter });
+    ...rest,
+  };
+  const rw = form === "one-liner" ? ryw(settings) : ryw({ ...settings, primary });
+  const base = form === "one-liner"
+    ? new PrismaClient({ adapter: typeof primary === "string" ? new PrismaPg({ connectionString: primary }) : primary })
+    : new PrismaClient({ adapter: rw.adapter });
   const db = base.$extends(rw);
   await rw.ryw.ready();
   return {
     rw,
     base,
     db,
+    form,
     async close() {
       await base.$disconnect();
       await rw.ryw.close();

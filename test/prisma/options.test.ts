@@ -60,7 +60,6 @@ describe("configuration", () => {
   });
 
   it.each([
-    [{ env: {} }, "primary"],
     [{ primary: "mysql://x" }, "primary"],
     [{ primary: cluster.primary.url, replicas: "postgres://r" }, "replicas"],
     [{ primary: cluster.primary.url, replicas: [42] }, "replicas[0]"],
@@ -82,16 +81,34 @@ describe("configuration", () => {
     expect((error as Error).message).toContain(`\`${option}\``);
   });
 
-  it("warns once when the PrismaClient was not created with ryw's adapter", async () => {
+  it("without `primary` or DATABASE_URL, `rw.adapter` (the two-place form) fails naming `primary`", async () => {
+    const rw = ryw({ replicas: [], env: {}, store: undefined } as Parameters<typeof ryw>[0]);
+    try {
+      let error: unknown;
+      try {
+        void rw.adapter;
+      } catch (e) {
+        error = e;
+      }
+      expect(isRywError(error, "INVALID_OPTION")).toBe(true);
+      expect((error as Error).message).toContain("`primary`");
+    } finally {
+      await rw.ryw.close();
+    }
+  });
+
+  it("a client built with its own adapter is routed by the one-liner, without any warning", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
-    const rw = ryw({ primary: cluster.primary.url, replicas: [], env: { REDIS_URL: cluster.redis!.url } });
+    const rw = ryw({ replicas: cluster.replicas.map((r) => r.url), env: { REDIS_URL: cluster.redis!.url } });
     const base = new PrismaClient({ adapter: new PrismaPg({ connectionString: cluster.primary.url }) });
     const db = base.$extends(rw);
     try {
-      await db.user.count();
-      await db.user.count();
-      expect(warn).toHaveBeenCalledTimes(1);
-      expect(String(warn.mock.calls[0]![0])).toContain("adapter: rw.adapter");
+      await rw.ryw.ready();
+      await waitForReplicas(cluster);
+      await rw.ryw.tracker.refresh();
+      const read = await where(() => db.user.count());
+      expect(read.ran.primary).toBe(0);
+      expect(warn).not.toHaveBeenCalled();
     } finally {
       await base.$disconnect();
       await rw.ryw.close();

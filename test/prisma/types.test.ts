@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expectTypeOf, it } from "vitest";
 import type { RywHandle } from "@ryw/prisma";
+import { PrismaPg } from "@prisma/adapter-pg";
 import { ryw } from "@ryw/prisma";
 import type { Post, User } from "../../packages/prisma/test/generated/prisma/client.js";
 import { PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
@@ -14,7 +15,15 @@ function client() {
   return new PrismaClient({ adapter: rw.adapter }).$extends(rw);
 }
 
+function oneLiner() {
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: "postgres://localhost/none" }) }).$extends(ryw({ replicas: [] }));
+}
+
 describe("types through the extension", () => {
+  it("the one-liner gives the same client type as the two-place form", () => {
+    expectTypeOf<ReturnType<typeof oneLiner>>().toEqualTypeOf<ReturnType<typeof client>>();
+  });
+
   it("keeps Prisma's model types", () => {
     type Db = ReturnType<typeof client>;
     expectTypeOf<Awaited<ReturnType<Db["post"]["findMany"]>>>().toEqualTypeOf<Post[]>();

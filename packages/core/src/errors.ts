@@ -9,6 +9,7 @@ export type RywErrorCode =
   | "REPLICA_LAGGING"
   | "REPLICA_RESTARTED"
   | "REPLICA_TIMEOUT"
+  | "UNSUPPORTED_CLIENT"
   | "CLOSED";
 
 /**

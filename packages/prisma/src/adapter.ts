@@ -7,6 +7,8 @@ import { currentOperation } from "./operation.js";
 import { mayWrite } from "./may-write.js";
 import type { UniqueReads } from "./unique-reads.js";
 
+const ROUTING = Symbol.for("@ryw/prisma.RoutingAdapterFactory");
+
 /**
  * The driver adapter factory to give `new PrismaClient({ adapter })`. It wraps the primary's
  * adapter: statements of a read that the router sent to a replica run on that replica's adapter,
@@ -15,6 +17,11 @@ import type { UniqueReads } from "./unique-reads.js";
  * query and model extension applying to rerouted reads, whatever order they were applied in.
  */
 export class RoutingAdapterFactory implements SqlDriverAdapterFactory {
+  /** Tells a ryw routing adapter apart, also one made by another copy of this package. */
+  static is(value: unknown): value is RoutingAdapterFactory {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[ROUTING] === true;
+  }
+  readonly [ROUTING] = true;
   readonly provider: SqlDriverAdapterFactory["provider"];
   readonly adapterName: string;
   /** How many times Prisma connected through this factory; 0 means no client uses it yet. */

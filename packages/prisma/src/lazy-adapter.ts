@@ -9,17 +9,19 @@ import { rowsOf, statement } from "./driver.js";
  */
 export class LazyAdapter {
   readonly name: string;
-  readonly #factory: SqlDriverAdapterFactory;
+  /** A function when the factory is known later (the one-liner's primary is the client's own). */
+  readonly #factory: SqlDriverAdapterFactory | (() => SqlDriverAdapterFactory);
   readonly #lost = new Set<() => void>();
   #adapter: Promise<SqlDriverAdapter> | undefined;
 
-  constructor(name: string, factory: SqlDriverAdapterFactory) {
+  constructor(name: string, factory: SqlDriverAdapterFactory | (() => SqlDriverAdapterFactory)) {
     this.name = name;
     this.#factory = factory;
   }
 
   get(): Promise<SqlDriverAdapter> {
-    return (this.#adapter ??= this.#factory.connect().then(
+    const factory = this.#factory;
+    return (this.#adapter ??= Promise.resolve().then(() => (typeof factory === "function" ? factory() : factory).connect()).then(
       (adapter) => this.#watchPool(adapter),
       (error: unknown) => {
         this.#adapter = undefined;

@@ -14,8 +14,10 @@ export interface ReplicaInput {
 
 export interface RywPrismaOptions extends Omit<RywOptions, "primary" | "replicas" | "store"> {
   /**
-   * The primary. Use the same database the PrismaClient would use without ryw.
-   * @default process.env.DATABASE_URL
+   * The primary, for the two-place form (`new PrismaClient({ adapter: rw.adapter })`). Use the
+   * same database the PrismaClient would use without ryw. Not allowed with
+   * `prisma.$extends(ryw())`: there the primary is the client's own adapter.
+   * @default process.env.DATABASE_URL (two-place form only)
    */
   primary?: NodeInput;
   /**
@@ -34,7 +36,8 @@ export interface RywPrismaOptions extends Omit<RywOptions, "primary" | "replicas
 }
 
 export interface ResolvedNodes {
-  primary: SqlDriverAdapterFactory;
+  /** Undefined when neither `primary` nor DATABASE_URL is set: only the one-liner can work then. */
+  primary: SqlDriverAdapterFactory | undefined;
   replicas: Array<{ name: string; factory: SqlDriverAdapterFactory }>;
   store: PositionStore;
   /** Set when ryw created the store, so that `close()` closes it. */
@@ -45,8 +48,7 @@ export function resolveNodes(options: RywPrismaOptions): ResolvedNodes {
   if (typeof options !== "object" || options === null) throw invalidOption("options", "an object", options);
   const env = options.env ?? process.env;
   const primaryInput = options.primary ?? env.DATABASE_URL;
-  if (primaryInput === undefined || primaryInput === "") throw invalidOption("primary", "a connection string or a driver adapter (or set DATABASE_URL)", primaryInput);
-  const primary = toFactory("primary", primaryInput);
+  const primary = primaryInput === undefined || (primaryInput === "" && options.primary === undefined) ? undefined : toFactory("primary", primaryInput);
 
   const replicaInputs = options.replicas ?? splitUrls(env.DATABASE_REPLICA_URLS);
   if (!Array.isArray(replicaInputs)) throw invalidOption("replicas", "an array of connection strings or driver adapters", replicaInputs);
@@ -64,6 +66,11 @@ export function resolveNodes(options: RywPrismaOptions): ResolvedNodes {
   if (redisUrl) return { primary, replicas, store: new RedisStore({ url: redisUrl }), ownsStore: true };
   console.warn("[ryw] REDIS_URL is not set: positions are kept in this process's memory, so a user's writes made through another app server are not guaranteed to be visible here. Set REDIS_URL or pass `store`.");
   return { primary, replicas, store: new MemoryStore(), ownsStore: true };
+}
+
+/** The error for the two-place form without a primary. */
+export function missingPrimary(): Error {
+  return invalidOption("primary", "a connection string or a driver adapter (or set DATABASE_URL) to use `rw.adapter`; or apply ryw to a client that has its own adapter: `prisma.$extends(ryw())`", undefined);
 }
 
 function splitUrls(value: string | undefined): string[] {

@@ -1,6 +1,6 @@
 import { Prisma } from "@prisma/client/extension";
 import type { Ryw, ScopeInit } from "@ryw/core";
-import { createRyw, isConnectionError, onPrimary, runWithScope } from "@ryw/core";
+import { createRyw, isConnectionError, onPrimary, runWithScope, RywError } from "@ryw/core";
 import { RoutingAdapterFactory } from "./adapter.js";
 import { Batches } from "./batch.js";
 import { bindClient } from "./bound.js";
@@ -10,7 +10,9 @@ import { LazyAdapter } from "./lazy-adapter.js";
 import { withRawReads } from "./raw-reads.js";
 import { UniqueReads } from "./unique-reads.js";
 import type { RywPrismaOptions } from "./options.js";
-import { resolveNodes } from "./options.js";
+import { missingPrimary, resolveNodes } from "./options.js";
+import type { SqlDriverAdapterFactory } from "./driver.js";
+import { clientAdapter, clientEngine } from "./engine-swap.js";
 
 /** `db.$ryw`: core's router for this client, plus `close()` for everything ryw opened. */
 export interface RywHandle extends Ryw {
@@ -19,18 +21,29 @@ export interface RywHandle extends Ryw {
 }
 
 /**
- * Read-your-writes for a PrismaClient. Give its `adapter` to the client and the extension to
- * `$extends`: the adapter sees every statement and every commit, the extension knows which call
- * it belongs to.
+ * Read-your-writes for a PrismaClient: apply it to the client you already have. Reads go to the
+ * replicas, writes and commits are recorded, and every other extension keeps applying.
  *
+ * @example
+ * const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
+ * export const db = prisma.$extends(ryw()); // DATABASE_REPLICA_URLS, REDIS_URL
+ *
+ * The one-liner puts ryw's routing adapter, built around the client's own adapter, under the
+ * client (engine-swap.ts, which relies on Prisma internals). The two-place form needs none:
  * @example
  * const rw = ryw(); // DATABASE_URL, DATABASE_REPLICA_URLS, REDIS_URL
  * export const db = new PrismaClient({ adapter: rw.adapter }).$extends(rw);
  */
 export function ryw(options: RywPrismaOptions = {}) {
-  const { primary, replicas: replicaNodes, store, ownsStore } = resolveNodes(options);
+  const { primary: configured, replicas: replicaNodes, store, ownsStore } = resolveNodes(options);
   const { primary: _p, replicas: _r, store: _s, env: _e, ...routerOptions } = options;
-  const own = new LazyAdapter("primary", primary);
+  // The one-liner's primary is the client's own adapter, known once ryw is applied.
+  let bound: SqlDriverAdapterFactory | undefined;
+  const own = new LazyAdapter("primary", () => {
+    const factory = bound ?? configured;
+    if (factory === undefined) throw missingPrimary();
+    return factory;
+  });
   const replicas = replicaNodes.map((node) => new LazyAdapter(node.name, node.factory));
   const isGone = options.isConnectionError ?? isConnectionError;
   const router = createRyw({
@@ -41,7 +54,47 @@ export function ryw(options: RywPrismaOptions = {}) {
     isConnectionError: isGone,
   });
   const unique = new UniqueReads((index) => router.tracker.replicas[index]?.position);
-  const adapter = new RoutingAdapterFactory(primary, replicas, commitHooks(router), unique);
+  const commit = commitHooks(router);
+  const routing = (factory: SqlDriverAdapterFactory) => new RoutingAdapterFactory(factory, replicas, commit, unique);
+  /** `rw.adapter`, made on first access: the two-place form. */
+  let twoPlace: RoutingAdapterFactory | undefined;
+  /** The adapter the one-liner put under the client. */
+  let oneLiner: RoutingAdapterFactory | undefined;
+
+  function adapter(): RoutingAdapterFactory {
+    if (oneLiner) throw new RywError("INVALID_OPTION", "This ryw() is already applied with `prisma.$extends(ryw())` to a client with its own adapter, so `rw.adapter` cannot serve another client: call ryw() once per client.");
+    if (configured === undefined) throw missingPrimary();
+    return (twoPlace ??= routing(configured));
+  }
+
+  /** Decides the form when ryw is applied to `client`, and for the one-liner puts the routing adapter under it. */
+  function attach(client: object): void {
+    if ((client as { $ryw?: unknown }).$ryw !== undefined) {
+      throw new RywError("INVALID_OPTION", "ryw is already applied to this client (it has `$ryw`): apply it once, and use that client.");
+    }
+    const current = clientAdapter(client);
+    // The two-place form, or the same ryw applied again to another extension chain of its client.
+    if (current !== undefined && (current === twoPlace || current === oneLiner)) return;
+    // The two-place form on a runtime whose internals cannot be read: it needs none of them.
+    if (current === undefined && twoPlace !== undefined) return;
+    if (RoutingAdapterFactory.is(current)) {
+      throw new RywError("INVALID_OPTION", "This PrismaClient already routes through another ryw() instance (its adapter is another ryw's `rw.adapter`, or another ryw() was applied to it): apply one ryw() per client.");
+    }
+    if (twoPlace !== undefined || oneLiner !== undefined) {
+      throw new RywError("INVALID_OPTION", "This ryw() instance already routes another PrismaClient: call ryw() once per client.");
+    }
+    if (options.primary !== undefined) {
+      throw new RywError("INVALID_OPTION", "Option `primary` cannot be used with `prisma.$extends(ryw())`: the primary is the adapter the PrismaClient was created with. Remove `primary`, or create the client with ryw's adapter (`new PrismaClient({ adapter: rw.adapter }).$extends(rw)`).");
+    }
+    const engine = clientEngine(client);
+    const swapped = routing(engine.adapter);
+    engine.replace(swapped);
+    oneLiner = swapped;
+    bound = engine.adapter;
+    // Position captures and lag figures then use the client's database, not DATABASE_URL.
+    void own.close();
+  }
+
   const handle: RywHandle = {
     read: (run, readOptions) => router.read(run, readOptions),
     route: (readOptions) => router.route(readOptions),
@@ -59,39 +112,37 @@ export function ryw(options: RywPrismaOptions = {}) {
     },
   };
   const hook = operationHook(router, unique, new Batches(router, unique), isGone);
-  let warned = false;
 
-  const extension = Prisma.defineExtension({
-    name: "@ryw/prisma",
-    client: {
-      /** Every read of the returned client goes to the primary. Inside a transaction, it stays in the transaction. */
-      $primary<T>(this: T): T {
-        return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => onPrimary(async () => await fn()));
+  const extension = Prisma.defineExtension((client) => {
+    attach(client);
+    return client.$extends({
+      name: "@ryw/prisma",
+      client: {
+        /** Every read of the returned client goes to the primary. Inside a transaction, it stays in the transaction. */
+        $primary<T>(this: T): T {
+          return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => onPrimary(async () => await fn()));
+        },
+        /** Reads of the returned client go through the router, and so do its `$queryRaw*` calls: use it only for raw queries that do not write. */
+        $replica<T>(this: T): T {
+          return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => withRawReads(async () => await fn()));
+        },
+        /** Calls of the returned client run in `scope` (a user or session id), for code outside `runWithScope`. */
+        $scope<T>(this: T, scope: string | ScopeInit): T {
+          return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => runWithScope(scope, async () => await fn()));
+        },
+        $ryw: handle,
       },
-      /** Reads of the returned client go through the router, and so do its `$queryRaw*` calls: use it only for raw queries that do not write. */
-      $replica<T>(this: T): T {
-        return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => withRawReads(async () => await fn()));
+      query: {
+        $allOperations(params) {
+          return hook(params as Parameters<typeof hook>[0]);
+        },
       },
-      /** Calls of the returned client run in `scope` (a user or session id), for code outside `runWithScope`. */
-      $scope<T>(this: T, scope: string | ScopeInit): T {
-        return bindClient(Prisma.getExtensionContext(this) as T & object, (fn) => runWithScope(scope, async () => await fn()));
-      },
-      $ryw: handle,
-    },
-    query: {
-      $allOperations(params) {
-        const result = hook(params as Parameters<typeof hook>[0]);
-        // Prisma connects on its first query, so the check waits for that query to finish.
-        if (!warned) {
-          void result.finally(() => {
-            if (warned || adapter.connections > 0) return;
-            warned = true;
-            console.warn("[ryw] This PrismaClient does not use ryw's adapter, so every query runs on the primary: create it with `new PrismaClient({ adapter: rw.adapter })`.");
-          }).catch(() => {});
-        }
-        return result;
-      },
-    },
+    });
   });
-  return Object.assign(extension, { adapter, ryw: handle });
+  Object.defineProperty(extension, "adapter", { get: adapter, enumerable: true });
+  return Object.assign(extension, { ryw: handle }) as typeof extension & {
+    /** The two-place form's adapter: `new PrismaClient({ adapter: rw.adapter }).$extends(rw)`. Needs `primary` or DATABASE_URL. */
+    readonly adapter: RoutingAdapterFactory;
+    ryw: RywHandle;
+  };
 }
