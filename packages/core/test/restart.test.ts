@@ -27,7 +27,7 @@ const scope = () => `restart-${process.pid}-${++n}`;
 
 /** Replica clients of the test's own, without an idle timeout: they stay connected between polls. */
 function replicaClients() {
-  const own = cluster.replicas.map((r) => postgres(r.url, { max: 2, onnotice: () => {}, connect_timeout: 5 }));
+  const own = cluster.replicas.map((r) => postgres(r.url, { max: 2, onnotice: () => {}, connect_timeout: 5, fetch_types: false }));
   clients.push(...own);
   return own;
 }
@@ -161,7 +161,7 @@ describe("a replica that lags longer than ttlMs", () => {
 describe("a replica that stops answering", () => {
   it("a read on it is abandoned after replicaTimeoutMs and served by the primary", async () => {
     const link = await startProxy({ port: cluster.replicas[0]!.port });
-    const r0 = postgres(link.url("postgres"), { max: 2, onnotice: () => {}, connect_timeout: 5 });
+    const r0 = postgres(link.url("postgres"), { max: 2, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
     clients.push(r0);
     try {
       const ryw = await make({
