@@ -11,7 +11,7 @@ export class Servers {
   readonly #nodes: Array<{ name: string; sql: postgres.Sql }>;
 
   constructor(cluster: ClusterInfo) {
-    this.#nodes = [cluster.primary, ...cluster.replicas].map((n) => ({ name: n.name, sql: postgres(n.url, { max: 1, onnotice: () => {}, fetch_types: false }) }));
+    this.#nodes = [cluster.primary, ...cluster.replicas].map((n) => ({ name: n.name, sql: postgres(n.url, { max: 1, onnotice: () => {} }) }));
   }
 
   /** Forgets the statement counts of every server, or of the named ones (to skip a stopped server). */

@@ -228,10 +228,7 @@ export async function waitForReplicas(info: ClusterInfo, timeoutMs = 10_000): Pr
 }
 
 export async function withSql<T>(url: string, fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  // fetch_types off: postgres.js 3.4.9 fetches array types on connect in a promise nobody handles,
-  // and a connect refused by a server that is going away (killReplica polls for that) becomes an
-  // unhandled rejection that fails the test run. The harness reads no array types.
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
   try {
     return await fn(sql);
   } finally {
@@ -384,11 +381,17 @@ function freePorts(count: number): Promise<number[]> {
 }
 
 async function canConnect(url: string): Promise<boolean> {
+  // fetch_types off: postgres.js 3.4.9 fetches array types on connect in a promise nobody handles,
+  // so a connect refused by a server going away (what killReplica polls for) would surface as an
+  // unhandled rejection and fail the test run.
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
   try {
-    await withSql(url, (sql) => sql`select 1`);
+    await sql`select 1`;
     return true;
   } catch {
     return false;
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 }
 
