@@ -59,17 +59,11 @@ export async function naivePrisma(cluster: ClusterInfo): Promise<DemoRouter> {
   };
 }
 
-/** @ryw/prisma: `new PrismaClient({ adapter: rw.adapter }).$extends(rw)`, as in its README. */
+/** @ryw/prisma: `prisma.$extends(ryw())` on the app's own client, as in its README. */
 export async function rywPrisma(cluster: ClusterInfo, stores: Stores, name: string, how: string, options: Partial<RywPrismaOptions> = {}): Promise<DemoRouter> {
   const store = await stores(name);
-  const rw = ryw({
-    primary: cluster.primary.url,
-    replicas: cluster.replicas.map((r) => ({ name: r.name, adapter: r.url })),
-    store,
-    ...options,
-  });
-  const base = new PrismaClient({ adapter: rw.adapter });
-  const db = base.$extends(rw);
+  const base = prismaClient(cluster.primary.url);
+  const db = base.$extends(ryw({ replicas: cluster.replicas.map((r) => ({ name: r.name, adapter: r.url })), store, ...options }));
   await db.$ryw.ready();
   return {
     name,

@@ -9,7 +9,8 @@ import type { SqlDriverAdapterFactory } from "./driver.js";
  *
  * Internals used (getPrismaClient.ts, ClientEngine.ts, RequestHandler.ts, $extends.ts of the
  * client runtime; read in @prisma/client 7.10.0, and the same code shapes were found in 7.0.0 and
- * 7.5.0):
+ * 7.5.0). test/prisma-versions.test.ts runs the one-liner on 7.5.x and on the newest 7.x of the
+ * registry (7.10.0 on 2026-12-02), each installed in a fresh consumer project:
  * - `client._originalClient`: the PrismaClient instance itself. Extended clients are
  *   `Object.create(_originalClient)`, so what is set on it is seen by every extended client.
  * - `_engineConfig`: the config the engine was built from. `.adapter` is the factory given to the
