@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from "vitest";
 import { $primary, readOnly, runWithScope } from "@ryw/drizzle";
 import { pauseReplay, resumeReplay, waitForReplicas } from "../harness/index.ts";
-import { and, eq, sql } from "./orm.ts";
+import { and, drizzle, eq, sql } from "./orm.ts";
 import { posts, users } from "./schema.ts";
 import { Servers } from "./servers.ts";
 import { cluster, openDb, unique } from "./setup.ts";
@@ -253,5 +253,32 @@ describe("db.execute", () => {
   test("readOnly() does not send a visible write to a replica", async () => {
     const { calls } = await servers.count("%select nextval(%", () => scoped(() => db.execute(readOnly(sql`select nextval('"Post_id_seq"') as n`))));
     expect(calls).toMatchObject({ primary: 1, replicas: 0 });
+  });
+});
+
+describe("$replicas and $primary, drizzle's escape hatches", () => {
+  test("each replica client runs on its own server, skipping routing; the array is read-only", async () => {
+    const { $replicas, $primary: primaryClient } = db.$client;
+    expect($replicas).toHaveLength(cluster.replicas.length);
+    expect(Object.isFrozen($replicas)).toBe(true);
+    for (const [i, replica] of $replicas.entries()) {
+      // Replay paused and the scope just wrote: a routed read would go to the primary.
+      await pauseReplay(cluster, i);
+      try {
+        const mark = unique(`replica-${i}`);
+        const { result, calls } = await servers.count(`%${mark}%`, () =>
+          scoped(async () => {
+            await db.insert(users).values({ email: `${mark}@features` });
+            return drizzle(replica).execute(sql.raw(`select /* ${mark} */ pg_is_in_recovery() as standby`));
+          }),
+        );
+        expect(result[0]).toMatchObject({ standby: true });
+        expect(calls).toMatchObject({ primary: 0, [cluster.replicas[i]!.name]: 1, replicas: 1 });
+      } finally {
+        await resumeReplay(cluster, i);
+      }
+    }
+    const onPrimary = await primaryClient`select pg_is_in_recovery() as standby`;
+    expect(onPrimary[0]).toMatchObject({ standby: false });
   });
 });

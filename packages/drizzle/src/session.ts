@@ -25,6 +25,15 @@ export interface RywSessionApi {
   /** Resolves once every replica has been sampled, so that reads can start going to replicas. */
   ready(): Promise<void>;
   /**
+   * The replica clients, in the order of `replicas` (drizzle's `db.$replicas`, as postgres.js
+   * clients: a session does not know the drizzle config, so wrap one yourself with
+   * `drizzle(db.$client.$replicas[0], { schema })`). Statements sent through them skip routing and
+   * read-your-writes: for work that must run on one given replica, such as checks or warming.
+   */
+  readonly $replicas: ReadonlyArray<Client>;
+  /** The primary client; statements sent through it skip position capture. */
+  readonly $primary: Client;
+  /**
    * Stops ryw's background polling and ends the clients it created from connection strings
    * (waiting up to 5 s for running queries). Clients you passed stay open.
    */
@@ -96,6 +105,8 @@ export function rywSession(options: RywSessionOptions): RywSession {
   const own: Record<string | symbol, unknown> = {
     options: fanOutOptions(clients),
     ryw,
+    $replicas: Object.freeze([...replicas]),
+    $primary: primary,
     unsafe: (text: string, params?: unknown[], queryOptions?: unknown) => new RoutedQuery((mode) => router.run(text, params as never, queryOptions as never, mode)),
     begin: (...args: unknown[]) => runTransaction(primary, classifier, args, () => router.afterCommit()),
     stats: () => ryw.stats(),
