@@ -23,7 +23,11 @@ export interface RywContext {
   readonly known: RequestKnowledge;
 }
 
-const storage = new AsyncLocalStorage<RywContext>();
+// One storage per process, whichever copy of this file made it: an app can load core twice (its
+// ESM and CJS builds, or a bundled copy beside node_modules), and a scope entered through one copy
+// (a middleware) must be seen by the router of the other.
+const STORAGE = Symbol.for("@ryw/core/context");
+const storage = ((globalThis as { [STORAGE]?: AsyncLocalStorage<RywContext> })[STORAGE] ??= new AsyncLocalStorage<RywContext>());
 
 export interface ScopeInit {
   /** Whose writes must stay visible; `undefined` means "no guarantee needed". */
@@ -60,8 +64,11 @@ export function onPrimary<T>(fn: () => T): Settled<T> {
 function settleInside<T>(fn: () => T): Settled<T> {
   const result = fn();
   if (!isThenable(result)) return result as Settled<T>;
-  // `await` calls `then` from a job created here, so a lazy query starts inside this context.
-  return (async () => await result)() as Settled<T>;
+  // `then` is called here, inside the context, so a lazy query starts with it. One promise, not
+  // an async wrapper: every promise pays Node's async hooks while a context is active.
+  return new Promise((resolve, reject) => {
+    result.then(resolve, reject);
+  }) as Settled<T>;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -18,7 +18,7 @@ import type { RouteDecision, RouteReason, RywListener, RywStats, Target } from "
 import { PRIMARY, Telemetry } from "./events.js";
 import { isConnectionError } from "./connection-error.js";
 import { oneOf, positiveInt } from "./validate.js";
-import { sleep, withTimeout } from "./timers.js";
+import { sleep } from "./timers.js";
 import { Pins } from "./pins.js";
 import { Recorder } from "./record.js";
 
@@ -446,9 +446,29 @@ class Router implements Ryw {
     return this.#onPrimary(run, "replica-failed", scope, required);
   }
 
+  /** The read on `pick`, settled, or a REPLICA_TIMEOUT error. One promise and one timer: a hot path. */
   #attempt<T>(run: (target: Target) => Promise<T>, pick: ReplicaView): Attempt<T> {
-    const what = `read on replica ${pick.name}`;
-    return settle(withTimeout(run(replicaTarget(pick)), this.#replicaTimeoutMs, what, (m) => new RywError("REPLICA_TIMEOUT", `${m}; it was run on the primary instead.`)));
+    const ms = this.#replicaTimeoutMs;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ ok: false, error: new RywError("REPLICA_TIMEOUT", `read on replica ${pick.name} timed out after ${ms} ms; it was run on the primary instead.`) }), ms);
+      timer.unref();
+      let read: Promise<T>;
+      try {
+        read = run(replicaTarget(pick));
+      } catch (error) {
+        read = Promise.reject(error);
+      }
+      read.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve({ ok: true, value });
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          resolve({ ok: false, error });
+        },
+      );
+    });
   }
 
   async #onPrimary<T>(run: (target: Target) => Promise<T>, reason: RouteReason, scope: string | undefined, required: Lsn | undefined) {
@@ -544,13 +564,6 @@ function keepingUp(candidates: ReplicaView[], slackMs: number): ReplicaView[] {
 
 function replicaTarget(pick: ReplicaView): Target {
   return { kind: "replica", index: pick.index, name: pick.name };
-}
-
-function settle<T>(promise: Promise<T>): Attempt<T> {
-  return promise.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
 }
 
 function bool(option: string, value: unknown, fallback: boolean): boolean {

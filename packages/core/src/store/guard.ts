@@ -35,13 +35,17 @@ export class GuardedStore {
     return this.#call(() => this.store.advance(scope, value, ttlMs), "advance", timeoutMs);
   }
 
-  async #call<T>(fn: () => Promise<T>, what: "get" | "advance", timeoutMs = this.#timeoutMs): Promise<T> {
-    if (what === "get" && !this.available) throw new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`);
+  #call<T>(fn: () => Promise<T>, what: "get" | "advance", timeoutMs = this.#timeoutMs): Promise<T> {
+    if (what === "get" && !this.available) return Promise.reject(new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`));
+    let call: Promise<T>;
     try {
-      return await withTimeout(fn(), timeoutMs, `store ${what}`, (m) => new RywError("STORE_TIMEOUT", m));
+      call = fn();
     } catch (error) {
+      call = Promise.reject(error);
+    }
+    return withTimeout(call, timeoutMs, `store ${what}`, (m) => new RywError("STORE_TIMEOUT", m)).catch((error: unknown) => {
       this.#openUntil = Date.now() + this.#retryMs;
       throw error;
-    }
+    });
   }
 }
