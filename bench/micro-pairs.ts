@@ -43,7 +43,17 @@ export async function corePairs(cluster: ClusterInfo, author: number): Promise<{
       b: () => runWithScope("micro-reader", () => ryw.read((t) => (t.kind === "primary" ? primary : replicas[t.index]!).unsafe(READ_SQL, [author]))),
     },
     {
-      name: "postgres.js write: insert + afterWrite vs insert",
+      name: "postgres.js write: insert under beginWrite vs insert",
+      a: () => primary.unsafe(WRITE_SQL, [author, "micro-a"]),
+      b: () =>
+        runWithScope("micro-writer", async () => {
+          const write = ryw.beginWrite();
+          await primary.unsafe(WRITE_SQL, [author, "micro-b"]);
+          await write.done();
+        }),
+    },
+    {
+      name: "postgres.js write: insert + afterWrite (sequential record) vs insert",
       a: () => primary.unsafe(WRITE_SQL, [author, "micro-a"]),
       b: () =>
         runWithScope("micro-writer", async () => {

@@ -97,8 +97,11 @@ const reference: RouterSpec = {
   },
 };
 
-/** @ryw/core directly on postgres.js, with any core options. */
-function rywCore(name: string, promisesRyw: boolean, options: Partial<RywOptions>): RouterSpec {
+/**
+ * @ryw/core directly on postgres.js, with any core options. Writes run under `beginWrite`, or,
+ * with `sequential`, are recorded afterwards with `afterWrite` (capture, then record).
+ */
+function rywCore(name: string, promisesRyw: boolean, options: Partial<RywOptions>, sequential = false): RouterSpec {
   return {
     name,
     orm: "postgres.js",
@@ -117,8 +120,16 @@ function rywCore(name: string, promisesRyw: boolean, options: Partial<RywOptions
       return {
         write: (user, title) =>
           runWithScope(String(user), async () => {
-            await db.primary.unsafe(WRITE_SQL, [user, title]);
-            await ryw.afterWrite();
+            if (sequential) {
+              await db.primary.unsafe(WRITE_SQL, [user, title]);
+              return ryw.afterWrite();
+            }
+            const write = ryw.beginWrite();
+            await db.primary.unsafe(WRITE_SQL, [user, title]).catch((error: unknown) => {
+              write.abandon();
+              throw error;
+            });
+            await write.done();
           }),
         read: (asUser, author) =>
           runWithScope(String(asUser), () => ryw.read(async (t) => ((await sqlFor(t).unsafe(READ_SQL, [author])) as unknown as Rows).map((r) => r.title))),
@@ -140,6 +151,7 @@ export const postgresJsRouters: RouterSpec[] = [
   rywCore("time window 100 ms", false, { strategy: "time-window", windowMs: 100 }),
   reference,
   rywCore("ryw (core)", true, {}),
+  rywCore("ryw (core, sequential record)", true, {}, true),
   rywCore("ryw (core, wait 50 ms)", true, { fallback: "wait", maxWaitMs: 50 }),
   rywCore("ryw (core, no on-demand refresh)", true, { refreshOnDemand: false }),
 ];

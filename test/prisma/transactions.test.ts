@@ -126,7 +126,7 @@ describe.each(CLIENT_FORMS)("%s", (form) => {
       try {
         const email = `${unique("nested-write")}@example.com`;
         await runWithScope(unique("nested-write"), async () => {
-          const write = await captures(() => c.db.user.create({ data: { email, posts: { create: [{ title: "a" }, { title: "b" }] } } }));
+          const write = await captures(() => c.db.user.create({ data: { email, posts: { create: [{ title: "a" }, { title: "b" }] } } }), c.rw.ryw);
           expect(write.captures).toBe(1);
           const read = await where(() => c.db.user.findUnique({ where: { email }, include: { posts: true } }));
           expect(read.value?.posts).toHaveLength(2);

@@ -94,7 +94,7 @@ describe.each(CLIENT_FORMS)("%s", (form) => {
     it.each(WRITES)("$name: recorded once; the next request of the scope sees it", async (path) => {
       const post = seeded.get(`${form}/${path.name}`) ?? { title: unique(path.name.replace(/\W+/g, "-")), id: -1 };
       const scope = unique("path");
-      const write = await captures(() => runWithScope(scope, () => FORMS[form](c.db, path.write(c.db, post))));
+      const write = await captures(() => runWithScope(scope, () => FORMS[form](c.db, path.write(c.db, post))), c.rw.ryw);
       expect(write.captures).toBe(1);
       const read = await readBack(scope, post.title);
       expect(read.value).toEqual(path.after(post));

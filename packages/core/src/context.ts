@@ -9,6 +9,11 @@ export interface RequestKnowledge {
   position: Lsn | undefined;
   /** When this request last wrote, for the `time-window` strategy. */
   lastWriteAt: number | undefined;
+  /**
+   * Writes of this request acknowledged on their intent whose position is not recorded yet: its
+   * reads need a fresh primary position, so starting them early on a replica would be wasted.
+   */
+  unresolved?: number;
   /** The decoded commit token, cached so that it is verified once per request. */
   decoded?: { lsn: Lsn; issuedAt: number } | { error: unknown };
 }

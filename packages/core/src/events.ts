@@ -18,6 +18,8 @@ import type { ReplicaStatus, ReplicaTracker } from "./tracker.js";
  * - `strategy-primary`: the `primary` strategy.
  * - `forced-primary`: `onPrimary()` / `$primary()`, or inside a transaction.
  * - `replica-failed`: the replica failed with a connection error; retried on the primary.
+ * - `write-in-flight`: a write of this scope was acknowledged but its position is not in the
+ *   store yet, and the primary's current position could not be read: primary.
  */
 export type RouteReason =
   | "no-scope"
@@ -34,7 +36,8 @@ export type RouteReason =
   | "window-passed"
   | "strategy-primary"
   | "forced-primary"
-  | "replica-failed";
+  | "replica-failed"
+  | "write-in-flight";
 
 export type Target = { readonly kind: "primary" } | { readonly kind: "replica"; readonly index: number; readonly name: string };
 
@@ -80,13 +83,25 @@ export interface RywStats {
    * their record landed.
    */
   unsharedWrites: number;
+  /**
+   * Acknowledged writes whose position never reached the store (a write intent stands in for it
+   * until it expires): their scope's reads need a fresh primary position meanwhile. Never stale.
+   */
+  unresolvedIntents: number;
+  /** Writes acknowledged on their intent whose position is being captured and recorded right now. */
+  recordsInFlight: number;
   /** Scopes kept on the primary in this process because their record has not landed yet. */
   pinnedScopes: number;
   primaryPosition: string | undefined;
   replicas: Array<{ name: string; status: ReplicaStatus; position: string | undefined; lagBytes: number | undefined; lagMs: number | undefined }>;
 }
 
-const FALLBACK_REASONS = new Set<RouteReason>(["lagging", "store-unavailable", "no-healthy-replica", "record-failed", "invalid-token", "token-ahead", "replica-failed"]);
+const FALLBACK_REASONS = new Set<RouteReason>(["lagging", "store-unavailable", "no-healthy-replica", "record-failed", "invalid-token", "token-ahead", "replica-failed", "write-in-flight"]);
+
+/** Whether a read with this reason wanted a replica and ended on the primary (`stats().fallbacks`). */
+export function isFallback(reason: RouteReason): boolean {
+  return FALLBACK_REASONS.has(reason);
+}
 
 /** Counters behind `stats()`, plus listener fan-out. Listener errors never reach a query. */
 export class Telemetry {
@@ -99,6 +114,8 @@ export class Telemetry {
   trackerErrors = 0;
   recordFailures = 0;
   unsharedWrites = 0;
+  unresolvedIntents = 0;
+  recordsInFlight = 0;
 
   subscribe(listener: RywListener): () => void {
     this.#listeners.add(listener);
@@ -140,6 +157,8 @@ export class Telemetry {
       trackerErrors: this.trackerErrors,
       recordFailures: this.recordFailures,
       unsharedWrites: this.unsharedWrites,
+      unresolvedIntents: this.unresolvedIntents,
+      recordsInFlight: this.recordsInFlight,
       pinnedScopes,
       primaryPosition: hex(tracker.primaryPosition),
       replicas: tracker.replicas.map((r) => ({ name: r.name, status: r.status, position: hex(r.position), lagBytes: r.lagBytes, lagMs: r.lagMs })),

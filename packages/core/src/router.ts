@@ -3,7 +3,7 @@ import { maxLsn, toLsn } from "./lsn.js";
 import { invalidOption, isRywError, RywError } from "./errors.js";
 import type { SqlRunner } from "./sql.js";
 import { capturePosition } from "./position.js";
-import type { PositionStore } from "./store/types.js";
+import type { PositionStore, ScopeState } from "./store/types.js";
 import { MemoryStore } from "./store/memory.js";
 import { GuardedStore } from "./store/guard.js";
 import type { ReplicaConfig, ReplicaView, TrackerOptions } from "./tracker.js";
@@ -18,9 +18,10 @@ import type { RouteDecision, RouteReason, RywListener, RywStats, Target } from "
 import { PRIMARY, Telemetry } from "./events.js";
 import { isConnectionError } from "./connection-error.js";
 import { oneOf, positiveInt } from "./validate.js";
-import { sleep } from "./timers.js";
+import { sleep, withTimeout } from "./timers.js";
 import { Pins } from "./pins.js";
 import { Recorder } from "./record.js";
+import { randomBytes } from "node:crypto";
 
 /**
  * - `lsn` (default): a read goes to a replica only once it has replayed the scope's last write.
@@ -130,6 +131,14 @@ export interface Ryw {
   recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void>;
   /** Captures the primary's position (after a commit) and records it, like `recordWrite`. Never rejects. */
   afterWrite(options?: ReadOptions): Promise<void>;
+  /**
+   * Call right before a statement or transaction that may write is sent to the primary, and
+   * settle the handle after it. With a store that keeps write intents (`RedisStore`,
+   * `MemoryStore`) and the `lsn` strategy, the store round trip overlaps the write, and the
+   * position is recorded after the write is acknowledged (see record.ts for why that is safe).
+   * Otherwise `done()` is `afterWrite()` (or `recordWrite(position)`).
+   */
+  beginWrite(options?: ReadOptions): PendingWrite;
   /** A signed token of this request's latest position, for a header or cookie. Needs `tokenKeys`. */
   commitToken(): string | undefined;
   /** Resolves once every replica has been sampled once. */
@@ -142,7 +151,20 @@ export interface Ryw {
   close(): Promise<void>;
 }
 
+/** A write in flight, from `beginWrite()`. Settle it exactly once. */
+export interface PendingWrite {
+  /**
+   * The write committed, or may have: resolves when it may be acknowledged. Pass the position
+   * when it was captured on the write's own connection after the commit. Never rejects.
+   */
+  done(position?: Lsn | string): Promise<void>;
+  /** Nothing was committed (a rollback, or an error before the commit). */
+  abandon(): void;
+}
+
 const WAIT_POLL_MS = 5;
+/** A write acknowledged later than this share of `ttlMs` after its intent waits for its record instead (record.ts). */
+const INTENT_SHARE_OF_TTL = 1 / 4;
 
 /**
  * The router behind every ORM package. Under the default `lsn` strategy with a shared store
@@ -175,6 +197,7 @@ class Router implements Ryw {
   readonly #refreshOnDemand: boolean;
   readonly #isConnectionError: (error: unknown) => boolean;
   readonly #replicaTimeoutMs: number;
+  readonly #recordTimeoutMs: number;
   readonly #telemetry = new Telemetry();
   readonly #pins: Pins;
   readonly #recorder: Recorder;
@@ -182,6 +205,9 @@ class Router implements Ryw {
   // a store that lost positions, so its answer is not trusted.
   #resets = 0;
   readonly #unsubscribeReset: (() => void) | undefined;
+  /** Unique per router instance, so that intent ids of app servers never collide. */
+  readonly #intentPrefix = randomBytes(6).toString("base64url");
+  #intentSeq = 0;
   // After the store may have lost positions, every scoped read must see at least the primary's
   // position as of then; until that position is known, scoped reads go to the primary.
   #floor: { lsn: Lsn | undefined; until: number } | undefined;
@@ -198,6 +224,7 @@ class Router implements Ryw {
     const storeTimeoutMs = positiveInt("storeTimeoutMs", options.storeTimeoutMs, 100);
     const storeRetryMs = positiveInt("storeRetryMs", options.storeRetryMs, 250);
     const recordTimeoutMs = positiveInt("recordTimeoutMs", options.recordTimeoutMs, 3000, 0);
+    this.#recordTimeoutMs = recordTimeoutMs;
     if (options.tokenKeys !== undefined || this.strategy === "token") {
       if (options.tokenKeys === undefined) throw invalidOption("tokenKeys", 'set when strategy is "token"', undefined);
       this.#codec = createTokenCodec({ keys: options.tokenKeys });
@@ -244,6 +271,10 @@ class Router implements Ryw {
       onRecorded: (scope, position) => this.#telemetry.emit({ type: "record", scope, position }),
       onError: (error, scope, source) => this.#telemetry.emit({ type: "error", source, error, scope }),
       onUnshared: (scope, position, error) => this.#telemetry.emit({ type: "unshared", scope, position, error }),
+      onUnresolved: (scope, _position, error) => {
+        this.#telemetry.unresolvedIntents++;
+        this.#telemetry.emit({ type: "error", source: "record", error: new RywError("STORE_UNAVAILABLE", "A write's position could not be recorded; its intent stays until it expires, and reads of its scope use fresh primary positions meanwhile.", { cause: error }), scope });
+      },
     });
     this.#unsubscribeReset = store.onReset?.(() => this.#onStoreReset());
   }
@@ -268,7 +299,7 @@ class Router implements Ryw {
     if (this.strategy === "time-window") return this.#record(undefined, options);
     let lsn: Lsn | undefined;
     try {
-      lsn = await capturePosition(this.#primary);
+      lsn = await this.#capture();
     } catch (error) {
       // The write committed but its position is unknown. Any position read later is past the
       // commit: the recorder captures one while it retries (lsn), or the pin does (token).
@@ -276,6 +307,94 @@ class Router implements Ryw {
       if (this.strategy === "token") return this.#pins.add(scope, undefined, this.#ttlMs);
     }
     await this.#record(lsn, options);
+  }
+
+  beginWrite(options?: ReadOptions): PendingWrite {
+    const ctx = currentContext();
+    const scope = options?.scope ?? ctx?.scope;
+    if (scope === undefined || this.strategy !== "lsn" || !this.#store.intents) {
+      return { done: (position) => (position === undefined ? this.afterWrite({ scope }) : this.recordWrite(position, { scope })), abandon() {} };
+    }
+    const id = `${this.#intentPrefix}.${(++this.#intentSeq).toString(36)}`;
+    const sentAt = Date.now();
+    const intent = this.#store.intend(scope, id, this.#ttlMs).then(
+      () => true,
+      (error: unknown) => {
+        this.#telemetry.emit({ type: "error", source: "record", error, scope });
+        return false;
+      },
+    );
+    let settled = false;
+    return {
+      done: async (position) => {
+        if (settled) return;
+        settled = true;
+        const lsn = position === undefined ? undefined : toLsn(position);
+        const applied = await intent;
+        const known = ctx && ctx.scope === scope ? ctx.known : undefined;
+        if (applied && Date.now() - sentAt <= this.#ttlMs * INTENT_SHARE_OF_TTL) {
+          // Acknowledged now; the position follows (record.ts). Until it lands, lookups of this
+          // scope see the intent and use a fresh primary position.
+          if (known) known.unresolved = (known.unresolved ?? 0) + 1;
+          this.#telemetry.recordsInFlight++;
+          void this.#resolve(scope, lsn, id, known).finally(() => {
+            if (known) known.unresolved! -= 1;
+            this.#telemetry.recordsInFlight--;
+          });
+          return;
+        }
+        // The store did not confirm the intent, or the write took too long for it to count:
+        // the sequential record, which also resolves the intent if it was applied.
+        await this.#recordSequential(scope, lsn, applied ? id : undefined, known);
+      },
+      abandon: () => {
+        if (settled) return;
+        settled = true;
+        void intent.then(async (applied) => {
+          // Left in place, it would only cost this scope fresh primary positions until it expires.
+          if (applied) await this.#store.withdraw(scope, id).catch(() => {});
+        });
+      },
+    };
+  }
+
+  /** After an acknowledged write with an applied intent: captures (if needed) and records. */
+  async #resolve(scope: string, lsn: Lsn | undefined, id: string, known: RywContext["known"] | undefined): Promise<void> {
+    if (lsn === undefined) {
+      try {
+        lsn = await this.#capture();
+      } catch (error) {
+        // The recorder captures again while it retries.
+        this.#telemetry.emit({ type: "error", source: "capture", error, scope });
+      }
+    }
+    if (lsn !== undefined) this.#learn(lsn, known);
+    await this.#recorder.record(scope, lsn, this.#ttlMs, { id, resolving: true });
+  }
+
+  async #recordSequential(scope: string, lsn: Lsn | undefined, id: string | undefined, known: RywContext["known"] | undefined): Promise<void> {
+    if (lsn === undefined) {
+      try {
+        lsn = await this.#capture();
+      } catch (error) {
+        this.#telemetry.emit({ type: "error", source: "capture", error, scope });
+      }
+    }
+    if (lsn !== undefined) this.#learn(lsn, known);
+    await this.#recorder.record(scope, lsn, this.#ttlMs, id === undefined ? undefined : { id, resolving: false });
+  }
+
+  /**
+   * The primary's position, read after a commit, within `recordTimeoutMs`: a capture on a
+   * connection that was cut without the driver noticing must not hold a committed write forever.
+   */
+  #capture(): Promise<Lsn> {
+    return withTimeout(capturePosition(this.#primary), Math.max(1, this.#recordTimeoutMs), "position capture");
+  }
+
+  #learn(lsn: Lsn, known: RywContext["known"] | undefined): void {
+    if (known) known.position = maxLsn(known.position, lsn);
+    this.tracker.notePrimaryPosition(lsn);
   }
 
   async #record(lsn: Lsn | undefined, options: ReadOptions | undefined): Promise<void> {
@@ -319,6 +438,10 @@ class Router implements Ryw {
 
   async #read<T>(run: (target: Target) => Promise<T>, options: ReadOptions | undefined): Promise<{ value: T; decision: RouteDecision }> {
     if (this.#closed) throw new RywError("CLOSED", "This ryw instance is closed.");
+    // Before the lookup is sent: a write intent pending at lookup time is answered with a primary
+    // position read sent after this instant (record.ts).
+    const startedAt = performance.now();
+    const primaryAtStart = this.tracker.primaryPosition;
     const ctx = currentContext();
     const scope = options?.scope ?? ctx?.scope;
     if (ctx?.primary) return this.#onPrimary(run, "forced-primary", scope, undefined);
@@ -341,23 +464,40 @@ class Router implements Ryw {
     if (!this.#store.available) return this.#onPrimary(run, "store-unavailable", scope, known);
 
     const resets = this.#resets;
-    const lookup = this.#store.get(scope);
-    const candidates = this.#speculate ? this.#eligible(known, true) : [];
+    const lookup = this.#store.lookup(scope);
+    const candidates = this.#speculate && !(ctx?.scope === scope && ctx.known.unresolved) ? this.#eligible(known, true) : [];
     if (candidates.length > 0) {
       const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
       const attempt = this.#attempt(run, pick);
-      const stored = await this.#lookup(lookup, resets);
-      if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
-      const required = maxLsn(known, stored);
+      const state = await this.#lookup(lookup, resets);
+      if (state === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+      const required = state.pending ? await this.#freshRequired(known, state, startedAt, primaryAtStart) : maxLsn(known, state.position);
+      if (typeof required === "string") return this.#onPrimary(run, required, scope, known);
       // The pick's position was sampled before its query started, so the query sees at least that;
-      // with no position to reach, the pick was chosen among replicas recent enough (#eligible).
-      if (required === undefined || pick.position! >= required) return this.#finishReplica(attempt, run, pick, required === undefined ? "no-token" : "caught-up", scope, required);
+      // with no position to reach, the pick was chosen among replicas recent enough (#eligible),
+      // which is also what an intent that expired unresolved asks for on top of its position.
+      const recentEnough = !state.expired || (pick.lagMs !== undefined && pick.lagMs < this.#ttlMs / 2);
+      if ((required === undefined || pick.position! >= required) && recentEnough) return this.#finishReplica(attempt, run, pick, required === undefined ? "no-token" : "caught-up", scope, required);
       void attempt;
-      return this.#routeRequired(run, scope, required);
+      return this.#routeRequired(run, scope, required, "no-token", true, state.expired === true);
     }
-    const stored = await this.#lookup(lookup, resets);
-    if (stored === null) return this.#onPrimary(run, "store-unavailable", scope, known);
-    return this.#routeRequired(run, scope, maxLsn(known, stored));
+    const state = await this.#lookup(lookup, resets);
+    if (state === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+    const required = state.pending ? await this.#freshRequired(known, state, startedAt, primaryAtStart) : maxLsn(known, state.position);
+    if (typeof required === "string") return this.#onPrimary(run, required, scope, known);
+    return this.#routeRequired(run, scope, required, "no-token", true, state.expired === true);
+  }
+
+  /**
+   * With a write intent pending: the position to require, or `null` when the primary's is unknown.
+   * A primary position known before the read started is at or below the fresh one: when no
+   * replica has replayed even that, none will do: the read goes to the primary without it.
+   */
+  async #freshRequired(known: Lsn | undefined, state: ScopeState, startedAt: number, primaryAtStart: Lsn | undefined): Promise<Lsn | RouteReason> {
+    const floor = maxLsn(maxLsn(known, state.position), primaryAtStart);
+    if (floor !== undefined && this.#fallback === "primary" && this.tracker.candidates(floor).length === 0) return "lagging";
+    const fresh = await this.tracker.primarySince(startedAt);
+    return fresh === undefined ? "write-in-flight" : maxLsn(floor, fresh)!;
   }
 
   /**
@@ -372,9 +512,9 @@ class Router implements Ryw {
    * vanish only by expiry or with a store reset: a Redis that evicts keys breaks it, which is why
    * `ryw doctor` fails an evicting `maxmemory-policy`.
    */
-  #eligible(required: Lsn | undefined, bounded: boolean): ReplicaView[] {
+  #eligible(required: Lsn | undefined, bounded: boolean, recent = false): ReplicaView[] {
     const candidates = this.tracker.candidates(required);
-    if (required !== undefined || !bounded) return candidates;
+    if (!recent && (required !== undefined || !bounded)) return candidates;
     const maxLagMs = this.#ttlMs / 2;
     return candidates.filter((r) => r.lagMs !== undefined && r.lagMs < maxLagMs);
   }
@@ -390,14 +530,14 @@ class Router implements Ryw {
     return this.#routeRequired(run, scope, undefined, stored === undefined ? "no-token" : "window-passed");
   }
 
-  async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token", bounded = scope !== undefined && this.strategy === "lsn") {
+  async #routeRequired<T>(run: (target: Target) => Promise<T>, scope: string | undefined, required: Lsn | undefined, unconstrained: RouteReason = "no-token", bounded = scope !== undefined && this.strategy === "lsn", recent = false) {
     const reason = required === undefined ? unconstrained : "caught-up";
-    let candidates = this.#eligible(required, bounded);
+    let candidates = this.#eligible(required, bounded, recent);
     if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     if (!this.tracker.anyHealthy) return this.#onPrimary(run, "no-healthy-replica", scope, required);
     if (this.#refreshOnDemand || this.#fallback === "wait") {
       await this.tracker.refresh();
-      candidates = this.#eligible(required, bounded);
+      candidates = this.#eligible(required, bounded, recent);
       if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), reason, scope, required);
     }
     if (this.#fallback === "wait") {
@@ -405,7 +545,7 @@ class Router implements Ryw {
       for (let left = this.#maxWaitMs; left > 0; left = deadline - Date.now()) {
         await sleep(Math.min(WAIT_POLL_MS, left));
         await this.tracker.refresh();
-        candidates = this.#eligible(required, bounded);
+        candidates = this.#eligible(required, bounded, recent);
         if (candidates.length > 0) return this.#onReplica(run, this.#choose(candidates), "waited", scope, required);
       }
     } else if (this.#fallback === "error") {
@@ -482,7 +622,7 @@ class Router implements Ryw {
    * while the lookup ran: a store that restarted answers "none" for positions it lost, and the
    * reset signal can arrive just before that answer, after this read checked for a floor.
    */
-  async #lookup(lookup: Promise<Lsn | undefined>, resets: number): Promise<Lsn | undefined | null> {
+  async #lookup<S>(lookup: Promise<S>, resets: number): Promise<S | null> {
     try {
       const stored = await lookup;
       return this.#resets === resets ? stored : null;

@@ -107,7 +107,9 @@ export class ReplicaTracker {
   readonly #onError: ((replica: string, error: unknown) => void) | undefined;
   readonly #history = new PrimaryHistory();
   #primaryPosition: Lsn | undefined;
-  #primaryInFlight: Promise<Lsn | undefined> | undefined;
+  /** The newest primary position read started, and the newest answered, by send time. */
+  #primaryInFlight: { sentAt: number; promise: Promise<Lsn | undefined> } | undefined;
+  #primaryDone: { sentAt: number; lsn: Lsn } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #firstRound: Promise<void>;
@@ -195,23 +197,45 @@ export class ReplicaTracker {
   /** Reads the primary's current position, sharing a read already in flight. */
   refreshPrimary(): Promise<Lsn | undefined> {
     if (!this.#primary || this.#closed) return Promise.resolve(this.#primaryPosition);
-    if (this.#primaryInFlight) return this.#primaryInFlight;
-    const sentAt = Date.now();
-    this.#primaryInFlight = withTimeout(this.#primary(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
+    const read = this.#primaryInFlight?.promise ?? this.#readPrimary();
+    return read.then((lsn) => (lsn === undefined ? undefined : this.#primaryPosition));
+  }
+
+  /**
+   * A primary position from a read SENT at or after `since` (a `performance.now()` time), so at
+   * or past the commit of every write acknowledged before `since`. Shares a read sent since then,
+   * in flight or done; never one sent earlier. `undefined` when the read failed or there is no
+   * primary.
+   */
+  primarySince(since: number): Promise<Lsn | undefined> {
+    if (!this.#primary || this.#closed) return Promise.resolve(undefined);
+    const done = this.#primaryDone;
+    if (done && done.sentAt >= since) return Promise.resolve(done.lsn);
+    const inFlight = this.#primaryInFlight;
+    if (inFlight && inFlight.sentAt >= since) return inFlight.promise;
+    return this.#readPrimary();
+  }
+
+  #readPrimary(): Promise<Lsn | undefined> {
+    const sentAt = performance.now();
+    const sentAtMs = Date.now();
+    const promise: Promise<Lsn | undefined> = withTimeout(this.#primary!(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
       .then((rows) => {
         const lsn = lsnFromRow(rows[0]);
-        this.#history.add(lsn, sentAt);
+        this.#history.add(lsn, sentAtMs);
         this.notePrimaryPosition(lsn);
-        return this.#primaryPosition;
+        if (!this.#primaryDone || sentAt > this.#primaryDone.sentAt) this.#primaryDone = { sentAt, lsn };
+        return lsn;
       })
       .catch((error) => {
         this.#onError?.("primary", error);
         return undefined;
       })
       .finally(() => {
-        this.#primaryInFlight = undefined;
+        if (this.#primaryInFlight?.promise === promise) this.#primaryInFlight = undefined;
       });
-    return this.#primaryInFlight;
+    this.#primaryInFlight = { sentAt, promise };
+    return promise;
   }
 
   /** Records a position the primary is known to have reached, e.g. one captured after a write. */

@@ -61,6 +61,55 @@ function storeSuite(name: string, make: (prefix: string) => PositionStore) {
       await expect(store.advance(undefined as unknown as string, 1n, 1000)).rejects.toSatisfy((e) => isRywError(e, "INVALID_SCOPE"));
     });
 
+    describe("write intents", () => {
+      const lookup = (scope: string) => store.lookup!(scope);
+
+      it("pending from intend until advance resolves it, which also raises the position", async () => {
+        const scope = uniq("intent");
+        await store.advance(scope, 7n, 60_000);
+        expect(await lookup(scope)).toMatchObject({ position: 7n, pending: false });
+        await store.intend!(scope, "w1", 60_000);
+        await store.intend!(scope, "w2", 60_000);
+        expect(await lookup(scope)).toMatchObject({ position: 7n, pending: true });
+        await store.advance(scope, 9n, 60_000, "w1");
+        // w2 still stands: resolving one intent never hides another.
+        expect(await lookup(scope)).toMatchObject({ position: 9n, pending: true });
+        await store.advance(scope, 8n, 60_000, "w2");
+        expect(await lookup(scope)).toEqual({ position: 9n, pending: false, expired: false });
+        expect(await store.get(scope)).toBe(9n);
+      });
+
+      it("an intent alone makes a scope pending with no position; withdraw drops it", async () => {
+        const scope = uniq("intent-only");
+        await store.intend!(scope, "w1", 60_000);
+        expect(await lookup(scope)).toMatchObject({ position: undefined, pending: true });
+        expect(await store.get(scope)).toBeUndefined();
+        await store.withdraw!(scope, "w1");
+        expect(await lookup(scope)).toMatchObject({ position: undefined, pending: false });
+      });
+
+      it("an intent that expires unresolved stops being pending and marks the scope expired, also after later writes", async () => {
+        const scope = uniq("intent-expiry");
+        await store.advance(scope, 3n, 60_000);
+        await store.intend!(scope, "lost", 100);
+        expect(await lookup(scope)).toMatchObject({ pending: true });
+        await sleep(200);
+        expect(await lookup(scope)).toMatchObject({ position: 3n, pending: false, expired: true });
+        // A later write's intent and record keep the mark: the lost write is still unaccounted for.
+        await store.intend!(scope, "next", 60_000);
+        await store.advance(scope, 5n, 60_000, "next");
+        expect(await lookup(scope)).toMatchObject({ position: 5n, pending: false, expired: true });
+      });
+
+      it("the key lives at least as long as its intents", async () => {
+        const scope = uniq("intent-ttl");
+        await store.advance(scope, 4n, 100);
+        await store.intend!(scope, "w", 400);
+        await sleep(200);
+        expect(await lookup(scope)).toMatchObject({ position: 4n, pending: true });
+      });
+    });
+
     it("isolates prefixes", async () => {
       const other = make("ryw-other:");
       const scope = uniq("shared-name");
@@ -110,6 +159,46 @@ describe("RedisStore specifics", () => {
     await store.advance("line\nbreak", 1n, 60_000);
     const keys = await client.keys("ryw-keys:*");
     expect(keys.every((k) => !k.includes("\n") && k.length < 64)).toBe(true);
+    await client.quit();
+  });
+
+  it("every call touches exactly one key, so it runs on Redis Cluster", async () => {
+    const client = new Redis(redisUrl);
+    const monitor = await new Redis(redisUrl).monitor();
+    const seen: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => seen.push(args));
+    const store = new RedisStore({ client, prefix: "ryw-onekey:" });
+    const scope = uniq("onekey");
+    await store.intend(scope, "w", 60_000);
+    await store.lookup(scope);
+    await store.advance(scope, 2n, 60_000, "w");
+    await store.withdraw(scope, "w");
+    await store.get(scope);
+    await sleep(50);
+    const calls = seen.filter((args) => /^(evalsha|eval)$/i.test(args[0]!));
+    expect(calls.length).toBeGreaterThanOrEqual(5);
+    for (const args of calls) expect(args[2], args.join(" ")).toBe("1");
+    monitor.disconnect();
+    await client.quit();
+  });
+
+  it("reads a key of the earlier string form, and turns it into the hash form on the next write", async () => {
+    const client = new Redis(redisUrl);
+    const store = new RedisStore({ client, prefix: "ryw-old:" });
+    const scope = uniq("old");
+    await client.set(redisKey("ryw-old:", scope), "000000000000000a", "PX", 60_000);
+    expect(await store.lookup(scope)).toEqual({ position: 10n, pending: false, expired: false });
+    await store.intend(scope, "w", 60_000);
+    expect(await client.type(redisKey("ryw-old:", scope))).toBe("hash");
+    expect(await store.lookup(scope)).toMatchObject({ position: 10n, pending: true });
+    expect(await client.pttl(redisKey("ryw-old:", scope))).toBeGreaterThan(50_000);
+    await client.quit();
+  });
+
+  it("refuses an intent id that could not be a hash field of ours", async () => {
+    const client = new Redis(redisUrl);
+    const store = new RedisStore({ client, prefix: "ryw-ids:" });
+    await expect(store.intend("s", "a b", 1000)).rejects.toThrow(/intent id/);
     await client.quit();
   });
 

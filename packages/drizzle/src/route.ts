@@ -37,15 +37,18 @@ export class StatementRouter {
       }
       return execute(this.#primary, text, params, options, mode);
     }
-    const result = await execute(this.#primary, text, params, options, mode);
-    // The statement returned, so it committed (autocommit): the position read now covers it.
-    await this.afterCommit();
+    // The store's part overlaps the statement (core's beginWrite); without a scope it is free.
+    const write = this.#ryw.beginWrite();
+    let result: unknown;
+    try {
+      result = await execute(this.#primary, text, params, options, mode);
+    } catch (error) {
+      write.abandon();
+      throw error;
+    }
+    // The statement returned, so it committed (autocommit): a position read now covers it.
+    await write.done();
     return result;
-  }
-
-  /** Records the primary's position for the current scope (core skips it without one). */
-  afterCommit(): Promise<void> {
-    return this.#ryw.afterWrite();
   }
 
   #client(target: Target): Client {

@@ -108,7 +108,7 @@ export function rywSession(options: RywSessionOptions): RywSession {
     $replicas: Object.freeze([...replicas]),
     $primary: primary,
     unsafe: (text: string, params?: unknown[], queryOptions?: unknown) => new RoutedQuery((mode) => router.run(text, params as never, queryOptions as never, mode)),
-    begin: (...args: unknown[]) => runTransaction(primary, classifier, args, () => router.afterCommit()),
+    begin: (...args: unknown[]) => runTransaction(primary, classifier, args, () => ryw.beginWrite()),
     stats: () => ryw.stats(),
     ready: () => ryw.ready(),
     close: async () => {

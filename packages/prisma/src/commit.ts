@@ -24,8 +24,12 @@ export function commitHooks(ryw: Ryw): CommitHooks {
       if (op && !op.writes) return undefined;
       // The position read after this commit covers what the operation ran before it, not after.
       const covered = op?.unrecorded ?? 0;
+      // The operation's intent, begun before its first statement, settles with this commit.
+      const write = op?.write;
+      if (op) op.write = undefined;
       return async (position) => {
-        if (position === undefined) await ryw.afterWrite();
+        if (write) await write.done(position);
+        else if (position === undefined) await ryw.afterWrite();
         else await ryw.recordWrite(position);
         if (op) op.unrecorded -= covered;
       };

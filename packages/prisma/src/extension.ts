@@ -43,13 +43,18 @@ export function operationHook(ryw: Ryw, unique: UniqueReads, batches: Batches, i
         }
       });
     }
-    const op = writeOperation();
+    // The store's part of recording starts with the call and overlaps its statements (core's
+    // beginWrite; a no-op without a scope).
+    const op = writeOperation(ryw.beginWrite());
     try {
       return await runOperation(op, () => query(args));
     } finally {
-      // Statements that ran outside a transaction and that no recorded commit covers.
-      // Core skips the capture when there is no scope to record it for.
-      if (op.unrecorded > 0) await ryw.afterWrite();
+      // Statements that ran outside a transaction and that no recorded commit covers: the intent
+      // covers them, or, once a commit took it, a record of its own.
+      const write = op.write;
+      op.write = undefined;
+      if (op.unrecorded > 0) await (write ? write.done() : ryw.afterWrite());
+      else write?.abandon();
     }
   };
 }

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Target } from "@ryw/core";
+import type { PendingWrite, Target } from "@ryw/core";
 
 /**
  * What one Prisma operation tells the driver adapter, and what the adapter reports back. Prisma
@@ -25,6 +25,11 @@ export interface Operation {
   ran: boolean;
   /** Set by the adapter: the error the chosen replica raised, before Prisma wrapped it. */
   replicaError: unknown;
+  /**
+   * A write operation's intent (core's `beginWrite`), begun before its first statement: settled
+   * by the first commit recorded for it, or by the extension after the call.
+   */
+  write?: PendingWrite | undefined;
 }
 
 const storage = new AsyncLocalStorage<Operation>();
@@ -33,8 +38,8 @@ export function readOperation(target: Target, unique: boolean): Operation {
   return { kind: "read", unique, target, writes: false, unrecorded: 0, ran: false, replicaError: undefined };
 }
 
-export function writeOperation(): Operation {
-  return { kind: "write", unique: false, target: undefined, writes: true, unrecorded: 0, ran: false, replicaError: undefined };
+export function writeOperation(write?: PendingWrite): Operation {
+  return { kind: "write", unique: false, target: undefined, writes: true, unrecorded: 0, ran: false, replicaError: undefined, write };
 }
 
 /** `writes` turns true as soon as an item that may write joins the batch. */

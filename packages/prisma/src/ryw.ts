@@ -100,6 +100,7 @@ export function ryw(options: RywPrismaOptions = {}) {
     route: (readOptions) => router.route(readOptions),
     recordWrite: (position, readOptions) => router.recordWrite(position, readOptions),
     afterWrite: (readOptions) => router.afterWrite(readOptions),
+    beginWrite: (readOptions) => router.beginWrite(readOptions),
     commitToken: () => router.commitToken(),
     ready: () => router.ready(),
     stats: () => router.stats(),

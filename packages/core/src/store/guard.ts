@@ -1,7 +1,7 @@
 import type { Lsn } from "../lsn.js";
 import { RywError } from "../errors.js";
 import { withTimeout } from "../timers.js";
-import type { PositionStore } from "./types.js";
+import type { PositionStore, ScopeState } from "./types.js";
 
 /**
  * Bounds every store call by a timeout, and after a failure skips lookups for `retryMs` (reads
@@ -26,16 +26,37 @@ export class GuardedStore {
     return Date.now() >= this.#openUntil;
   }
 
+  /** True when the store keeps write intents (`intend`, `lookup`, `withdraw`). */
+  get intents(): boolean {
+    const s = this.store;
+    return typeof s.intend === "function" && typeof s.lookup === "function" && typeof s.withdraw === "function";
+  }
+
   get(scope: string): Promise<Lsn | undefined> {
     return this.#call(() => this.store.get(scope), "get");
   }
 
-  /** Never skipped. `timeoutMs` bounds this call alone. @default the store timeout */
-  advance(scope: string, value: Lsn, ttlMs: number, timeoutMs = this.#timeoutMs): Promise<void> {
-    return this.#call(() => this.store.advance(scope, value, ttlMs), "advance", timeoutMs);
+  /** Skipped like `get`. A store without intents never has one pending. */
+  lookup(scope: string): Promise<ScopeState> {
+    if (!this.intents) return this.get(scope).then((position) => ({ position, pending: false }));
+    return this.#call(() => this.store.lookup!(scope), "get");
   }
 
-  #call<T>(fn: () => Promise<T>, what: "get" | "advance", timeoutMs = this.#timeoutMs): Promise<T> {
+  /** Never skipped. `timeoutMs` bounds this call alone. @default the store timeout */
+  advance(scope: string, value: Lsn, ttlMs: number, timeoutMs = this.#timeoutMs, intent?: string): Promise<void> {
+    return this.#call(() => this.store.advance(scope, value, ttlMs, intent), "advance", timeoutMs);
+  }
+
+  /** Never skipped: a write waits for it (or for its record, when it fails). */
+  intend(scope: string, intent: string, ttlMs: number): Promise<void> {
+    return this.#call(() => this.store.intend!(scope, intent, ttlMs), "intend");
+  }
+
+  withdraw(scope: string, intent: string): Promise<void> {
+    return this.#call(() => this.store.withdraw!(scope, intent), "withdraw");
+  }
+
+  #call<T>(fn: () => Promise<T>, what: "get" | "advance" | "intend" | "withdraw", timeoutMs = this.#timeoutMs): Promise<T> {
     if (what === "get" && !this.available) return Promise.reject(new RywError("STORE_UNAVAILABLE", `Store skipped for ${this.#retryMs} ms after a failure.`));
     let call: Promise<T>;
     try {

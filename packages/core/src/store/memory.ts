@@ -1,6 +1,6 @@
 import type { Lsn } from "../lsn.js";
 import { invalidOption } from "../errors.js";
-import type { PositionStore } from "./types.js";
+import type { PositionStore, ScopeState } from "./types.js";
 import { validateScope } from "./types.js";
 
 export interface MemoryStoreOptions {
@@ -13,8 +13,12 @@ export interface MemoryStoreOptions {
 }
 
 interface Entry {
-  value: Lsn;
+  value: Lsn | undefined;
   expiresAt: number;
+  /** Unresolved write intents: id -> expiry. */
+  intents?: Map<string, number>;
+  /** An intent expired unresolved while this entry lived. */
+  expired?: boolean;
 }
 
 /**
@@ -24,7 +28,7 @@ interface Entry {
 export class MemoryStore implements PositionStore {
   readonly #entries = new Map<string, Entry>();
   readonly #maxEntries: number;
-  #floor: Entry | undefined;
+  #floor: { value: Lsn | undefined; expiresAt: number; pendingUntil: number; expired: boolean } | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? 10_000;
@@ -33,25 +37,35 @@ export class MemoryStore implements PositionStore {
   }
 
   async get(scope: string): Promise<Lsn | undefined> {
-    validateScope(scope);
-    const now = Date.now();
-    const entry = this.#entries.get(scope);
-    let value: Lsn | undefined;
-    if (entry && entry.expiresAt > now) value = entry.value;
-    else if (entry) this.#entries.delete(scope);
-    if (this.#floor && this.#floor.expiresAt > now && (value === undefined || this.#floor.value > value)) value = this.#floor.value;
-    return value;
+    return this.#state(scope).position;
   }
 
-  async advance(scope: string, value: Lsn, ttlMs: number): Promise<void> {
+  async lookup(scope: string): Promise<ScopeState> {
+    return this.#state(scope);
+  }
+
+  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string): Promise<void> {
     validateScope(scope);
     const now = Date.now();
-    const current = this.#entries.get(scope);
-    const keep = current && current.expiresAt > now && current.value > value ? current.value : value;
-    // Delete first so that insertion order stays "least recently advanced first" for eviction.
-    this.#entries.delete(scope);
-    this.#entries.set(scope, { value: keep, expiresAt: now + ttlMs });
-    if (this.#entries.size > this.#maxEntries) this.#evictOldest(now);
+    const current = this.#live(scope, now);
+    const keep = current?.value !== undefined && current.value > value ? current.value : value;
+    const intents = current?.intents;
+    if (intent !== undefined) intents?.delete(intent);
+    this.#put(scope, { value: keep, expiresAt: Math.max(now + ttlMs, latest(intents)), ...(intents?.size ? { intents } : {}), ...(current?.expired ? { expired: true } : {}) }, now);
+  }
+
+  async intend(scope: string, intent: string, ttlMs: number): Promise<void> {
+    validateScope(scope);
+    const now = Date.now();
+    const current = this.#live(scope, now);
+    const intents = current?.intents ?? new Map<string, number>();
+    intents.set(intent, now + ttlMs);
+    this.#put(scope, { value: current?.value, expiresAt: Math.max(current?.expiresAt ?? 0, now + ttlMs), intents, ...(current?.expired ? { expired: true } : {}) }, now);
+  }
+
+  async withdraw(scope: string, intent: string): Promise<void> {
+    validateScope(scope);
+    this.#entries.get(scope)?.intents?.delete(intent);
   }
 
   /** Number of scopes held, for tests and stats. */
@@ -59,14 +73,62 @@ export class MemoryStore implements PositionStore {
     return this.#entries.size;
   }
 
+  #state(scope: string): ScopeState {
+    validateScope(scope);
+    const now = Date.now();
+    const entry = this.#live(scope, now);
+    let position = entry?.value;
+    const pending = entry?.intents !== undefined && entry.intents.size > 0;
+    let expired = entry?.expired === true;
+    const floor = this.#floor && this.#floor.expiresAt > now ? this.#floor : undefined;
+    if (floor?.value !== undefined && (position === undefined || floor.value > position)) position = floor.value;
+    if (floor && floor.pendingUntil > now) return { position, pending: true, expired };
+    if (floor && (floor.expired || floor.pendingUntil > 0)) expired = true;
+    return { position, pending, expired };
+  }
+
+  #live(scope: string, now: number): Entry | undefined {
+    const entry = this.#entries.get(scope);
+    if (entry && entry.expiresAt <= now) {
+      this.#entries.delete(scope);
+      return undefined;
+    }
+    if (entry?.intents) {
+      for (const [id, expiresAt] of entry.intents) {
+        if (expiresAt > now) continue;
+        entry.intents.delete(id);
+        entry.expired = true;
+      }
+    }
+    return entry;
+  }
+
+  #put(scope: string, entry: Entry, now: number): void {
+    // Delete first so that insertion order stays "least recently advanced first" for eviction.
+    this.#entries.delete(scope);
+    this.#entries.set(scope, entry);
+    if (this.#entries.size > this.#maxEntries) this.#evictOldest(now);
+  }
+
   #evictOldest(now: number): void {
     const [scope, entry] = this.#entries.entries().next().value as [string, Entry];
     this.#entries.delete(scope);
     if (entry.expiresAt <= now) return;
+    // The floor keeps what the evicted scope promised: its position, and its unresolved intents
+    // (every scope then counts as pending until they would have expired).
     const floor = this.#floor && this.#floor.expiresAt > now ? this.#floor : undefined;
+    const value = floor?.value !== undefined && (entry.value === undefined || floor.value > entry.value) ? floor.value : entry.value;
     this.#floor = {
-      value: floor && floor.value > entry.value ? floor.value : entry.value,
+      value,
       expiresAt: Math.max(floor?.expiresAt ?? 0, entry.expiresAt),
+      pendingUntil: Math.max(floor?.pendingUntil ?? 0, latest(entry.intents)),
+      expired: (floor?.expired ?? false) || entry.expired === true,
     };
   }
+}
+
+function latest(intents: Map<string, number> | undefined): number {
+  let at = 0;
+  if (intents) for (const expiresAt of intents.values()) if (expiresAt > at) at = expiresAt;
+  return at;
 }

@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
 import type { Lsn } from "../lsn.js";
 import { invalidOption, RywError } from "../errors.js";
-import type { PositionStore } from "./types.js";
+import type { PositionStore, ScopeState } from "./types.js";
 import { validateScope } from "./types.js";
 
 /** The part of an ioredis client (or Cluster) that the store uses. */
 export interface RedisLike {
-  get(key: string): Promise<string | null>;
   evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
   on(event: "ready" | "close", listener: () => void): unknown;
@@ -26,23 +25,81 @@ export interface RedisStoreOptions {
   prefix?: string;
 }
 
-// Positions are stored as 16 hex digits and compared as two 32-bit halves: Lua numbers are
-// doubles, which would silently round positions above 2^53. The TTL is refreshed even when the
-// stored value wins, because a write just happened in this scope. One key per call keeps
-// Redis Cluster happy.
-const ADVANCE = `
-local cur = redis.call('GET', KEYS[1])
-local new = ARGV[1]
-if cur and string.len(cur) == 16 then
-  local ch, nh = tonumber(string.sub(cur, 1, 8), 16), tonumber(string.sub(new, 1, 8), 16)
-  if ch > nh or (ch == nh and tonumber(string.sub(cur, 9, 16), 16) >= tonumber(string.sub(new, 9, 16), 16)) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return 0
+// One hash per scope: field `p` holds the position as 16 hex digits, and each unresolved write
+// intent is a field `i:<id>` holding its expiry in ms by Redis's own clock (TIME), so app servers'
+// clocks never decide whether an intent still counts. Positions are compared as two 32-bit halves:
+// Lua numbers are doubles, which would silently round positions above 2^53. Every call touches one
+// key, which keeps Redis Cluster happy. A key of the earlier string form (just the position) is
+// read as such, and turned into a hash by the first call that writes.
+const LIB = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function as_hash(k)
+  if redis.call('TYPE', k).ok == 'string' then
+    local v, ttl = redis.call('GET', k), redis.call('PTTL', k)
+    redis.call('DEL', k)
+    redis.call('HSET', k, 'p', v)
+    if ttl > 0 then redis.call('PEXPIRE', k, ttl) end
   end
 end
-redis.call('SET', KEYS[1], new, 'PX', ARGV[2])
+local function keep_for(k, ms)
+  if redis.call('PTTL', k) < ms then redis.call('PEXPIRE', k, ms) end
+end
+`;
+const LOOKUP = `${LIB}
+local k = KEYS[1]
+local kind = redis.call('TYPE', k).ok
+if kind == 'none' then return {false, 0, 0} end
+if kind == 'string' then return {redis.call('GET', k), 0, 0} end
+local now, p, pending, expired = now_ms(), false, 0, 0
+local all = redis.call('HGETALL', k)
+for i = 1, #all, 2 do
+  local f = all[i]
+  if f == 'p' then p = all[i + 1]
+  elseif f == 'x' then expired = 1
+  elseif tonumber(all[i + 1]) > now then pending = 1
+  else expired = 1 end
+end
+return {p, pending, expired}`;
+// The TTL is refreshed even when the stored value wins, because a write just happened in this scope.
+const ADVANCE = `${LIB}
+local k, new = KEYS[1], ARGV[1]
+as_hash(k)
+local cur = redis.call('HGET', k, 'p')
+local raise = true
+if cur and string.len(cur) == 16 then
+  local ch, nh = tonumber(string.sub(cur, 1, 8), 16), tonumber(string.sub(new, 1, 8), 16)
+  raise = not (ch > nh or (ch == nh and tonumber(string.sub(cur, 9, 16), 16) >= tonumber(string.sub(new, 9, 16), 16)))
+end
+if raise then redis.call('HSET', k, 'p', new) end
+if ARGV[3] ~= '' then redis.call('HDEL', k, 'i:' .. ARGV[3]) end
+keep_for(k, tonumber(ARGV[2]))
+return raise and 1 or 0`;
+// Expired intents are folded into the field `x` here ("an intent expired unresolved", kept as
+// long as the key), so a scope's hash stays as small as its writes in flight.
+const INTEND = `${LIB}
+local k, ttl = KEYS[1], tonumber(ARGV[2])
+as_hash(k)
+local now = now_ms()
+local all = redis.call('HGETALL', k)
+for i = 1, #all, 2 do
+  local f = all[i]
+  if f ~= 'p' and f ~= 'x' and tonumber(all[i + 1]) <= now then
+    redis.call('HDEL', k, f)
+    redis.call('HSET', k, 'x', '1')
+  end
+end
+redis.call('HSET', k, 'i:' .. ARGV[1], now + ttl)
+keep_for(k, ttl)
 return 1`;
-const ADVANCE_SHA = createHash("sha1").update(ADVANCE).digest("hex");
+const WITHDRAW = `
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then redis.call('HDEL', KEYS[1], 'i:' .. ARGV[1]) end
+return 1`;
+const sha = (script: string) => ({ script, sha: createHash("sha1").update(script).digest("hex") });
+const SCRIPTS = { lookup: sha(LOOKUP), advance: sha(ADVANCE), intend: sha(INTEND), withdraw: sha(WITHDRAW) };
+const HEX16 = /^[0-9a-f]{16}$/;
 
 // Scopes that are already safe key material stay readable in redis-cli; anything else (spaces,
 // newlines, glob characters, hash-tag braces, unicode, very long ids) is hashed. The "#" that
@@ -80,21 +137,39 @@ export class RedisStore implements PositionStore {
   }
 
   async get(scope: string): Promise<Lsn | undefined> {
-    const client = await this.#client;
-    const text = await client.get(redisKey(this.#prefix, scope));
-    if (text === null) return undefined;
-    if (!/^[0-9a-f]{16}$/.test(text)) throw new RywError("STORE_UNAVAILABLE", `Redis key for scope holds an unexpected value ${JSON.stringify(text.slice(0, 20))}.`);
-    return BigInt(`0x${text}`);
+    return (await this.lookup(scope)).position;
   }
 
-  async advance(scope: string, value: Lsn, ttlMs: number): Promise<void> {
+  async lookup(scope: string): Promise<ScopeState> {
+    const reply = await this.#run(SCRIPTS.lookup, scope);
+    const [text, pending, expired] = Array.isArray(reply) ? reply : [];
+    if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1)) {
+      throw new RywError("STORE_UNAVAILABLE", `Redis answered a lookup with ${JSON.stringify(reply)?.slice(0, 40)}.`);
+    }
+    if (text !== null && !HEX16.test(text)) throw new RywError("STORE_UNAVAILABLE", `Redis key for scope holds an unexpected value ${JSON.stringify(text.slice(0, 20))}.`);
+    return { position: text === null ? undefined : BigInt(`0x${text}`), pending: pending === 1, expired: expired === 1 };
+  }
+
+  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string): Promise<void> {
+    await this.#run(SCRIPTS.advance, scope, value.toString(16).padStart(16, "0"), ttl(ttlMs), intentId(intent ?? ""));
+  }
+
+  async intend(scope: string, intent: string, ttlMs: number): Promise<void> {
+    await this.#run(SCRIPTS.intend, scope, intentId(intent), ttl(ttlMs));
+  }
+
+  async withdraw(scope: string, intent: string): Promise<void> {
+    await this.#run(SCRIPTS.withdraw, scope, intentId(intent));
+  }
+
+  async #run(script: { script: string; sha: string }, scope: string, ...args: Array<string | number>): Promise<unknown> {
     const client = await this.#client;
-    const args = [redisKey(this.#prefix, scope), value.toString(16).padStart(16, "0"), Math.max(1, Math.ceil(ttlMs))] as const;
+    const key = redisKey(this.#prefix, scope);
     try {
-      await client.evalsha(ADVANCE_SHA, 1, ...args);
+      return await client.evalsha(script.sha, 1, key, ...args);
     } catch (error) {
       if (!String((error as Error)?.message).includes("NOSCRIPT")) throw error;
-      await client.eval(ADVANCE, 1, ...args);
+      return await client.eval(script.script, 1, key, ...args);
     }
   }
 
@@ -127,6 +202,16 @@ export class RedisStore implements PositionStore {
     };
     return client;
   }
+}
+
+function ttl(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
+// Intent ids come from the router; checked anyway, since they become part of a hash field name.
+function intentId(id: string): string {
+  if (typeof id !== "string" || !/^[A-Za-z0-9._-]{0,64}$/.test(id)) throw new RywError("INVALID_OPTION", `A write intent id must be up to 64 characters of [A-Za-z0-9._-], got ${JSON.stringify(id)}.`);
+  return id;
 }
 
 async function connect(url: string): Promise<RedisLike> {
