@@ -24,6 +24,11 @@ export interface RunRecord {
   redisCallsPerOp: number;
   probesPerSecondPerReplica: number;
   opsPerSecond: number;
+  /**
+   * CPU time of the bench process (all of it: workload driver, ORM, driver and router) per
+   * operation. The driver's share is the same for every router, so differences are the router's.
+   */
+  cpuUsPerOp: number;
   chaos: string[];
 }
 
@@ -61,10 +66,11 @@ export function writeReport(record: BenchRecord, docsDir: string): void {
     "",
     ...targets(record),
   ];
+  lines.push(...ratios(record));
   for (const profile of profiles) {
-    lines.push(`## ${profile}`, "", "| router | reads | stale | replica share | wasted | primary q/s | read p50 / p99 ms | write p50 / p99 ms | extra db/op | redis/op | probes/s/replica |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    lines.push(`## ${profile}`, "", "| router | reads | stale | replica share | wasted | primary q/s | read p50 / p99 ms | write p50 / p99 ms | extra db/op | redis/op | CPU µs/op | probes/s/replica |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (const r of record.runs.filter((x) => x.profile === profile)) {
-      lines.push(`| ${r.router} | ${r.reads} | ${r.staleReads} | ${r.replicaShare.toFixed(3)} | ${r.wastedReplicaStatements} | ${r.primaryQps} | ${r.readP50Ms} / ${r.readP99Ms} | ${r.writeP50Ms} / ${r.writeP99Ms} | ${r.extraDbStatementsPerOp} | ${r.redisCallsPerOp} | ${r.probesPerSecondPerReplica} |`);
+      lines.push(`| ${r.router} | ${r.reads} | ${r.staleReads} | ${r.replicaShare.toFixed(3)} | ${r.wastedReplicaStatements} | ${r.primaryQps} | ${r.readP50Ms} / ${r.readP99Ms} | ${r.writeP50Ms} / ${r.writeP99Ms} | ${r.extraDbStatementsPerOp} | ${r.redisCallsPerOp} | ${r.cpuUsPerOp ?? "-"} | ${r.probesPerSecondPerReplica} |`);
     }
     lines.push("");
   }
@@ -79,6 +85,61 @@ export function writeReport(record: BenchRecord, docsDir: string): void {
     lines.push("");
   }
   writeFileSync(join(docsDir, "benchmarks.md"), `${lines.join("\n")}\n`);
+}
+
+/** The naive router and @ryw of each ORM, as pairs: the same ORM, the same offered load. */
+export const PAIRS: ReadonlyArray<{ orm: string; naive: string; ryw: string }> = [
+  { orm: "postgres.js (core)", naive: "naive replicas", ryw: "ryw (core)" },
+  { orm: "Prisma", naive: "naive replicas (prisma)", ryw: "ryw (prisma)" },
+  { orm: "Drizzle", naive: "naive replicas (drizzle)", ryw: "ryw (drizzle)" },
+];
+
+export interface PairRatio {
+  orm: string;
+  profile: string;
+  readP50: number;
+  writeP50: number;
+  cpuPerOp: number | undefined;
+  replicaShare: number;
+  stale: number;
+}
+
+/** @ryw over the naive router of the same ORM, per profile: the goals of the bench. */
+export function pairRatios(record: BenchRecord): PairRatio[] {
+  const out: PairRatio[] = [];
+  for (const profile of new Set(record.runs.map((r) => r.profile))) {
+    for (const pair of PAIRS) {
+      const naive = record.runs.find((r) => r.profile === profile && r.router === pair.naive);
+      const ryw = record.runs.find((r) => r.profile === profile && r.router === pair.ryw);
+      if (!naive || !ryw || !naive.readP50Ms || !naive.writeP50Ms) continue;
+      out.push({
+        orm: pair.orm,
+        profile,
+        readP50: Math.round((ryw.readP50Ms / naive.readP50Ms) * 1000) / 1000,
+        writeP50: Math.round((ryw.writeP50Ms / naive.writeP50Ms) * 1000) / 1000,
+        cpuPerOp: naive.cpuUsPerOp && ryw.cpuUsPerOp ? Math.round((ryw.cpuUsPerOp / naive.cpuUsPerOp) * 1000) / 1000 : undefined,
+        replicaShare: ryw.replicaShare,
+        stale: ryw.staleReads,
+      });
+    }
+  }
+  return out;
+}
+
+function ratios(record: BenchRecord): string[] {
+  const rows = pairRatios(record);
+  if (!rows.length) return [];
+  const lines = [
+    "## @ryw against naive routing, same ORM and load",
+    "",
+    "Goals: read p50 <= 1.10x, write p50 <= 1.25x, replica share >= 0.98, 0 stale.",
+    "",
+    "| ORM | profile | read p50 | write p50 | CPU per op | @ryw replica share | @ryw stale |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of rows) lines.push(`| ${r.orm} | ${r.profile} | ${r.readP50}x | ${r.writeP50}x | ${r.cpuPerOp === undefined ? "-" : `${r.cpuPerOp}x`} | ${r.replicaShare.toFixed(3)} | ${r.stale} |`);
+  lines.push("");
+  return lines;
 }
 
 /** The targets the project set itself, each with what this run measured. */

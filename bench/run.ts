@@ -23,7 +23,7 @@ import { measurePair } from "./micro.js";
 import type { Ratio } from "./micro.js";
 import { corePairs, drizzlePairs, prismaPairs } from "./micro-pairs.js";
 import { profiles } from "./profiles.js";
-import { writeReport } from "./report.js";
+import { pairRatios, writeReport } from "./report.js";
 import type { RunRecord } from "./report.js";
 import { routers } from "./routers/index.js";
 import { percentile, round } from "./stats.js";
@@ -84,7 +84,9 @@ try {
       const abort = new AbortController();
       const chaosLog: string[] = [];
       const chaos = profile.during?.(cluster, abort.signal, (e) => chaosLog.push(e));
+      const cpu = process.cpuUsage();
       const result = await runWorkload(router, { users, durationMs: seconds * 1000, writeShare: 0.1, foreignReadShare: 0.1, thinkMs, seed: 42 }, `${profile.name}-${spec.name}`);
+      const cpuUs = process.cpuUsage(cpu);
       abort.abort();
       await chaos;
       await profile.after(cluster);
@@ -119,10 +121,11 @@ try {
         redisCallsPerOp: ops ? round(Object.values(counts.redis).reduce((a, b) => a + b, 0) / ops, 3) : 0,
         probesPerSecondPerReplica: round(Object.entries(counts.nodes).filter(([n]) => n !== "primary").reduce((a, [, c]) => a + c.probes, 0) / cluster.replicas.length / (result.elapsedMs / 1000), 1),
         opsPerSecond: round(ops / (result.elapsedMs / 1000), 0),
+        cpuUsPerOp: ops ? round((cpuUs.user + cpuUs.system) / ops, 1) : 0,
         chaos: chaosLog,
       };
       runs.push(record);
-      out(`${spec.name.padEnd(26)} reads ${String(record.reads).padStart(6)}  stale ${String(record.staleReads).padStart(5)}  replica share ${record.replicaShare.toFixed(3)}  read p50 ${record.readP50Ms} ms  write p50 ${record.writeP50Ms} ms${record.errors ? `  errors ${record.errors}: ${record.firstErrors[0]}` : ""}`);
+      out(`${spec.name.padEnd(26)} reads ${String(record.reads).padStart(6)}  stale ${String(record.staleReads).padStart(5)}  replica share ${record.replicaShare.toFixed(3)}  read p50 ${record.readP50Ms} ms  write p50 ${record.writeP50Ms} ms  cpu ${record.cpuUsPerOp} us/op${record.errors ? `  errors ${record.errors}: ${record.firstErrors[0]}` : ""}`);
       if (spec.promisesRyw && record.staleReads > 0) exitCode = 1;
     }
   }
@@ -175,10 +178,15 @@ try {
     micro,
     ...(chaosProcs ? { chaosProcs: chaosRuns } : {}),
   };
+  const pairs = pairRatios(record);
+  if (pairs.length) {
+    out("\n== @ryw over naive routing, same ORM and load");
+    for (const r of pairs) out(`${r.orm.padEnd(20)} ${r.profile.padEnd(9)} read p50 ${r.readP50}x  write p50 ${r.writeP50}x  cpu/op ${r.cpuPerOp ?? "-"}x  replica share ${r.replicaShare.toFixed(3)}  stale ${r.stale}`);
+  }
   const dir = join(import.meta.dirname, "results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${quick ? "quick" : "full"}-${record.startedAt.replace(/[:.]/g, "-")}.json`);
-  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ ...record, ratios: pairs }, null, 2)}\n`);
   out(`\nresults: ${file}`);
   if (!quick) writeReport(record, join(import.meta.dirname, "..", "docs"));
   const stale = runs.filter((r) => r.promisesRyw && r.staleReads > 0);
