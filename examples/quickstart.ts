@@ -36,9 +36,10 @@ try {
   await pauseReplay(cluster, 0);
   for (const user of ["ada@example.com", "grace@example.com", "alan@example.com"]) {
     await runWithScope(user, async () => {
+      const write = ryw.beginWrite();
       const [u] = await primary`insert into "User" (email) values (${user}) returning id`;
       await primary`insert into "Post" ("authorId", title) values (${u!.id}, 'hello')`;
-      await ryw.afterWrite();
+      await write.done();
       console.log(`${user} posted; reloading the feed:`);
       console.log(`  ${await feed(user)}`);
     });
