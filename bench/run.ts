@@ -1,6 +1,12 @@
 /**
  * `pnpm bench [--quick] [--profiles a,b] [--routers substring,...] [--seconds N] [--users N] [--chaos-procs]`
  *
+ * `--soak [--soak-seconds N]` (default 600) runs the @ryw routers of every ORM at once under the
+ * chaos profile's faults, with `--users` split between them, sampling RSS, heap, Redis keys and
+ * each router's bookkeeping every 10 s (bench/soak.ts). `--scale [--scale-iterations N]` measures
+ * the core read and write ratios with 1, 2 and 4 replicas and with 1k and 100k scopes in Redis
+ * (bench/scale.ts). Both write their own JSON file to bench/results/ and regenerate no docs.
+ *
  * `--profiles chaos-mp` runs only the multi-process chaos checker of test/chaos (app-server
  * processes sharing Redis, fault proxies, random replica and Redis faults), long: per ORM until
  * `--chaos-reads N` (default 50000) read-backs were checked and at least `--chaos-seconds N`
@@ -29,6 +35,8 @@ import { routers } from "./routers/index.js";
 import { percentile, round } from "./stats.js";
 import { runWorkload } from "./workload.js";
 import { chaosReport, runChaosProcs } from "./chaos-mp.js";
+import { runSoak } from "./soak.js";
+import { runScale } from "./scale.js";
 import type { ChaosSummary } from "../test/chaos/summary.js";
 
 const args = process.argv.slice(2);
@@ -62,6 +70,8 @@ const started = Date.now();
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const chaosFailed = (runs: ChaosSummary[]) => runs.some((r) => r.stale > 0 || r.failedOps > 0 || r.runErrors.length > 0);
 if (chaosOnly) process.exit(await chaosAlone());
+if (flag("soak")) process.exit(await soakAlone(Number(value("soak-seconds") ?? 600)));
+if (flag("scale")) process.exit(await scaleAlone(Number(value("scale-iterations") ?? 1000)));
 const cluster = await startCluster({ replicas: 2, redis: true });
 let exitCode = 0;
 try {
@@ -223,4 +233,36 @@ async function chaosAlone(): Promise<number> {
     console.error(error);
     return 1;
   }
+}
+
+/** `--soak`: see bench/soak.ts. Exits non-zero on a stale read. */
+async function soakAlone(soakSeconds: number): Promise<number> {
+  const soakCluster = await startCluster({ replicas: 2, redis: true });
+  try {
+    await applyMigrations(soakCluster);
+    const sql = postgres(soakCluster.primary.url, { onnotice: () => {} });
+    const ids = (await sql`insert into "User" (email) select 'soak-' || g || '@example.com' from generate_series(1, ${userCount}) g returning id`).map((r) => r.id as number);
+    await sql.end();
+    out(`soak: ${ids.length} users for ${soakSeconds} s, chaos faults repeating`);
+    const report = await runSoak(soakCluster, ids, soakSeconds, out);
+    const file = join(import.meta.dirname, "results", `soak-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
+    mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
+    writeFileSync(file, `${JSON.stringify({ startedAt: new Date(started).toISOString(), machine: machine(soakCluster.pgBin), ...report }, null, 2)}\n`);
+    out(`soak growth after warm-up: rss ${report.growth.rssMiB} MiB, heap ${report.growth.heapUsedMiB} MiB; redis keys at the end ${report.growth.redisKeys}`);
+    for (const r of report.runs) out(`  ${r.router}: ${r.reads} reads (${r.checkedReads} checked, ${r.staleReads} stale), ${r.writes} writes, ${r.errors} errors`);
+    out(`results: ${file}`);
+    return report.runs.some((r) => r.staleReads > 0) ? 1 : 0;
+  } finally {
+    await stopCluster(soakCluster);
+  }
+}
+
+/** `--scale`: see bench/scale.ts. */
+async function scaleAlone(iterations: number): Promise<number> {
+  const points = await runScale(iterations, out);
+  const file = join(import.meta.dirname, "results", `scale-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
+  mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ startedAt: new Date(started).toISOString(), iterations, points }, null, 2)}\n`);
+  out(`results: ${file}`);
+  return 0;
 }

@@ -53,6 +53,7 @@ export function rywDrizzle(name: string, options: Partial<RywSessionOptions> = {
         write: (user, title) => runWithScope(String(user), async () => void (await db.insert(posts).values({ authorId: user, title }))),
         read: async (asUser, author) => (await runWithScope(String(asUser), () => feed(db as unknown as Db, author))).map((p) => p.title),
         served: () => db.$client.stats().reads,
+        ryw: db.$client.ryw,
         close: async () => {
           await db.$client.end();
           await redis.quit();

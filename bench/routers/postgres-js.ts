@@ -134,6 +134,7 @@ function rywCore(name: string, promisesRyw: boolean, options: Partial<RywOptions
         read: (asUser, author) =>
           runWithScope(String(asUser), () => ryw.read(async (t) => ((await sqlFor(t).unsafe(READ_SQL, [author])) as unknown as Rows).map((r) => r.title))),
         served: () => ryw.stats().reads,
+        ryw,
         close: async () => {
           await ryw.close();
           await redis.quit();

@@ -50,6 +50,7 @@ export function rywPrisma(name: string, options: Partial<RywPrismaOptions> = {})
         write: async (user, title) => void (await runWithScope(String(user), () => db.post.create({ data: { authorId: user, title } }))),
         read: async (asUser, author) => (await runWithScope(String(asUser), () => db.post.findMany(feed(author)))).map((p) => p.title),
         served: () => rw.ryw.stats().reads,
+        ryw: rw.ryw,
         close: async () => {
           await base.$disconnect();
           await rw.ryw.close();

@@ -1,3 +1,4 @@
+import type { Ryw } from "@ryw/core";
 import type { ClusterInfo } from "../../test/harness/index.js";
 
 /**
@@ -11,6 +12,8 @@ export interface BenchRouter {
   read(asUser: number, authorId: number): Promise<string[]>;
   /** Reads served by replicas and by the primary, where the router can tell. */
   served?(): { replica: number; primary: number };
+  /** The @ryw router behind it, for its stats (soak). */
+  ryw?: Ryw;
   close(): Promise<void>;
 }
 

@@ -14,6 +14,13 @@ export interface RequestKnowledge {
    * reads need a fresh primary position, so starting them early on a replica would be wasted.
    */
   unresolved?: number;
+  /**
+   * With `monotonic`: an upper bound on the newest state any read of this request returned (a
+   * position taken after each read, see the router's `#noteServed`). Only ever raised. Every
+   * later read of the request, and through the commit token of its response the client's next
+   * request, requires at least this position.
+   */
+  served?: Lsn;
   /** The decoded commit token, cached so that it is verified once per request. */
   decoded?: { lsn: Lsn; issuedAt: number } | { error: unknown };
 }

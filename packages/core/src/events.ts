@@ -6,9 +6,10 @@ import type { ReplicaStatus, ReplicaTracker } from "./tracker.js";
  * Why a read went where it went.
  * - `no-scope`: no scope in context, so no write to wait for: any healthy replica.
  * - `no-token`: the scope has no remembered position: any healthy replica.
- * - `caught-up`: a replica had replayed the scope's position.
+ * - `caught-up`: a replica had replayed the scope's position (with `monotonic`, also the
+ *   client's: the highest position it was served, a scope or not).
  * - `waited`: a replica caught up within `maxWaitMs` (fallback `wait`).
- * - `lagging`: no replica had replayed the scope's position: primary.
+ * - `lagging`: no replica had replayed the scope's position (or, with `monotonic`, the client's): primary.
  * - `store-unavailable`: the store failed, timed out, or just reconnected: primary.
  * - `no-healthy-replica`: every replica is down, promoted or not yet sampled: primary.
  * - `record-failed`: recording one of this scope's writes failed; it stays on the primary.
@@ -62,7 +63,11 @@ export type RywEvent =
    * `undefined` when it could not even be captured.
    */
   | { type: "unshared"; scope: string; position: Lsn | undefined; error: unknown }
-  | { type: "error"; source: "store" | "tracker" | "record" | "token" | "replica" | "capture"; error: unknown; scope?: string | undefined; replica?: string };
+  /**
+   * `source: "served"` (only with `monotonic`): a read returned, but no position read after it
+   * could be had (neither from its replica nor from the primary); see `RywStats.unboundedReads`.
+   */
+  | { type: "error"; source: "store" | "tracker" | "record" | "token" | "replica" | "capture" | "served"; error: unknown; scope?: string | undefined; replica?: string };
 
 export type RywListener = (event: RywEvent) => void;
 
@@ -90,6 +95,15 @@ export interface RywStats {
   unresolvedIntents: number;
   /** Writes acknowledged on their intent whose position is being captured and recorded right now. */
   recordsInFlight: number;
+  /**
+   * With `monotonic`: reads whose served position could not be bounded, because neither their
+   * replica nor the primary answered a position read sent after them (`served` error events).
+   * The commit token then carries the highest primary position this process knew, which may be
+   * below what such a read returned: the client's next request may, on a replica, miss rows that
+   * this read showed, namely those committed after that position and before the read ran. Its
+   * later reads are monotonic again from there on. Always 0 without `monotonic`.
+   */
+  unboundedReads: number;
   /** Scopes kept on the primary in this process because their record has not landed yet. */
   pinnedScopes: number;
   primaryPosition: string | undefined;
@@ -116,6 +130,7 @@ export class Telemetry {
   unsharedWrites = 0;
   unresolvedIntents = 0;
   recordsInFlight = 0;
+  unboundedReads = 0;
 
   subscribe(listener: RywListener): () => void {
     this.#listeners.add(listener);
@@ -135,6 +150,7 @@ export class Telemetry {
       if (event.source === "store") this.storeErrors++;
       else if (event.source === "tracker") this.trackerErrors++;
       else if (event.source === "record" || event.source === "capture") this.recordFailures++;
+      else if (event.source === "served") this.unboundedReads++;
     } else if (event.type === "record") this.writesRecorded++;
     else if (event.type === "unshared") this.unsharedWrites++;
     for (const listener of this.#listeners) {
@@ -159,6 +175,7 @@ export class Telemetry {
       unsharedWrites: this.unsharedWrites,
       unresolvedIntents: this.unresolvedIntents,
       recordsInFlight: this.recordsInFlight,
+      unboundedReads: this.unboundedReads,
       pinnedScopes,
       primaryPosition: hex(tracker.primaryPosition),
       replicas: tracker.replicas.map((r) => ({ name: r.name, status: r.status, position: hex(r.position), lagBytes: r.lagBytes, lagMs: r.lagMs })),

@@ -32,7 +32,10 @@ const MAX_BACKOFF_MS = 100;
  * time T, then looks the scope up, getting its position and whether an intent is pending:
  * - pending: the reader takes a primary position from a read SENT after T
  *   (`tracker.primarySince(T)`) and requires it. Every write acknowledged before T committed
- *   before T, so that position is at or past each of their commits.
+ *   before T, so that position is at or past each of their commits. Meanwhile it may look the
+ *   scope up again (a record usually lands a round trip or two after its acknowledgement); a
+ *   lookup sent later is also one that started after T, so the cases here apply to it as well,
+ *   and one that finds nothing pending gives the (lower, easier to reach) stored position.
  * - not pending, none expired: every write acknowledged before T had its intent applied before T;
  *   at lookup time that intent is neither there nor expired, so `advance` removed it, and in the
  *   same step raised the position to one captured after that write's commit. The stored position

@@ -47,7 +47,8 @@ export interface RywHttpOptions<Req> {
   scope?: (request: Req) => string | undefined | PromiseLike<string | undefined>;
   /**
    * Carry the commit token between requests: read it from each request, and after a request
-   * that wrote, send a fresh one. Needs an instance created with `tokenKeys`.
+   * that wrote (or, with a `monotonic` instance, whose reads were served a newer position than
+   * its token held), send a fresh one. Needs an instance created with `tokenKeys`.
    * @default off
    */
   token?: TokenTransportOptions;
@@ -115,9 +116,10 @@ export interface ResponseSecurity {
 /** One request in its scope: the headers its response needs, asked for just before they are sent. */
 export interface Exchange {
   /**
-   * The headers to add: a `Set-Cookie` or the token header after a write, a clearing
-   * `Set-Cookie` after a rejected token cookie, or none. Callable from any async context (a
-   * `writeHead` patch, a framework hook); the answer is computed once.
+   * The headers to add: a `Set-Cookie` or the token header after a write (or a monotonic read
+   * that was served a newer position), a clearing `Set-Cookie` after a rejected token cookie, or
+   * none. Callable from any async context (a `writeHead` patch, a framework hook); the answer is
+   * computed once.
    */
   responseHeaders(security: ResponseSecurity): ReadonlyArray<readonly [name: string, value: string]>;
 }
@@ -217,8 +219,12 @@ function responseHeaders(
   security: ResponseSecurity,
 ): ReadonlyArray<readonly [string, string]> {
   // Only a request that wrote has a new position to hand out. A token the request merely read
-  // is already on the client, and re-signing it on every read would only renew its age.
-  const fresh = known.lastWriteAt !== undefined ? commitToken() : undefined;
+  // is already on the client, and re-signing it on every read would only renew its age. With
+  // `monotonic` (the only case where `served` is set), a read can raise the position too: the
+  // client must carry what it was shown, or its next request could go back in time.
+  const came = known.decoded !== undefined && !("error" in known.decoded) ? known.decoded.lsn : undefined;
+  const rose = known.served !== undefined && (came === undefined || known.served > came);
+  const fresh = known.lastWriteAt !== undefined || rose ? commitToken() : undefined;
   if (token.via === "header") return fresh === undefined ? [] : [[token.name, fresh]];
   const secure = token.secure === "auto" ? security.https || (token.trustProxy && forwardedHttps(security.forwardedProto)) : token.secure;
   if (fresh !== undefined) return [["Set-Cookie", serializeCookie(token, fresh, secure)]];

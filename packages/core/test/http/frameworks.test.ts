@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RouteDecision, Ryw, RywOptions } from "../../src/index.js";
 import { capturePosition, createRyw, createTokenCodec, RedisStore } from "../../src/index.js";
-import { pauseReplay, resumeReplay, waitForReplicas, withSql } from "../../../../test/harness/index.js";
+import { pauseReplay, resumeReplay, waitFor, waitForReplicas, withSql } from "../../../../test/harness/index.js";
 import { connect } from "../clients.js";
 import type { AppSpec, Framework } from "./apps.js";
 import { Client, frameworks } from "./apps.js";
@@ -74,6 +74,8 @@ describe.each(frameworks)("$name middleware on real servers", (framework) => {
   let headerA: Awaited<ReturnType<typeof instance>>;
   let headerB: Awaited<ReturnType<typeof instance>>;
   let trusting: Awaited<ReturnType<typeof instance>>;
+  let monoA: Awaited<ReturnType<typeof instance>>;
+  let monoB: Awaited<ReturnType<typeof instance>>;
 
   beforeAll(async () => {
     // Two app servers sharing one Redis: positions recorded by A are found by B.
@@ -91,6 +93,9 @@ describe.each(frameworks)("$name middleware on real servers", (framework) => {
     headerA = await instance(framework, { strategy: "token", tokenKeys: TOKEN_KEYS }, { token: { ...token, via: "header" } });
     headerB = await instance(framework, { strategy: "token", tokenKeys: TOKEN_KEYS }, { token: { ...token, via: "header" } });
     trusting = await instance(framework, { strategy: "token", tokenKeys: TOKEN_KEYS }, { token, trustProxy: true });
+    // Monotonic reads, no scope function: a reader that never writes is known only by its cookie.
+    monoA = await instance(framework, { store: store(), tokenKeys: TOKEN_KEYS, monotonic: true }, { token });
+    monoB = await instance(framework, { store: store(), tokenKeys: TOKEN_KEYS, monotonic: true }, { token });
   });
 
   it("scope: a write through A is seen by a read through B while both replicas are paused; the same read without the scope is stale", async () => {
@@ -233,6 +238,40 @@ describe.each(frameworks)("$name middleware on real servers", (framework) => {
       expect(read.headers.get("ryw-token")).toBeNull();
       expect((read.body as { newest: number }).newest).toBeLessThan(id);
     });
+  });
+
+  it("monotonic: a client that never writes gets the cookie on read responses, and the other instance never serves it an older state; without the cookie it is stale", async () => {
+    const author = await newAuthor();
+    const reader = new Client();
+    await pauseReplay(cluster, 0);
+    try {
+      // Someone else's post, replayed by r1 only.
+      const [row] = await withSql(cluster.primary.url, (sql) => sql`insert into "Post" ("authorId", title) values (${author}, 'by another user') returning id`);
+      const id = row!.id as number;
+      await withSql(cluster.replicas[1]!.url, (sql) => waitFor(async () => {
+        const [seen] = await sql`select exists(select 1 from "Post" where id = ${id}) as seen`;
+        return seen!.seen === true;
+      }, 10_000, "r1 to replay the post"));
+      // Reads through A until one shows the post (r1 or the primary; r0 misses it).
+      let newest = 0;
+      for (let i = 0; i < 10 && newest < id; i++) newest = (await reader.read(monoA, author)).newest;
+      expect(newest).toBe(id);
+      // Read-only responses carried the token, with the usual attributes.
+      expect(reader.setCookies.length).toBeGreaterThanOrEqual(1);
+      for (const line of reader.setCookies) expect(line).toMatch(/^ryw-token=v1\.[\w-]+\.[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/);
+      // From now on, on either instance, the post never vanishes, and paused r0 never answers.
+      for (let i = 0; i < 10; i++) {
+        const seen = await reader.read(i % 2 === 0 ? monoB : monoA, author);
+        expect(seen.newest).toBe(id);
+        expect(seen.server).not.toBe("r0");
+      }
+      expect(monoB.routes.some((d) => d.reason === "invalid-token" || d.reason === "token-ahead")).toBe(false);
+      // The control: the same reads without the cookie reach paused r0, which misses the post.
+      const fresh = await Promise.all([0, 1, 2, 3].map(() => new Client().read(monoB, author)));
+      expect(fresh.some((r) => r.server === "r0" && r.newest < id)).toBe(true);
+    } finally {
+      await resumeReplay(cluster, 0);
+    }
   });
 
   it("turns a scope function that returns a non-string into an INVALID_SCOPE error that names the option", async () => {
