@@ -28,7 +28,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** pnpm packs `workspace:*` as the real version, as a publish would; npm pack would not. */
 function pack(pkg: string): string {
-  const pnpm = process.env.npm_execpath?.includes("pnpm") ? [process.execPath, process.env.npm_execpath] : ["pnpm"];
+  // The pnpm running this test: a script (run it with node) or a native binary (pnpm 12), else PATH's.
+  const execpath = process.env.npm_execpath;
+  const pnpm = execpath?.includes("pnpm") ? (/\.[cm]?js$/.test(execpath) ? [process.execPath, execpath] : [execpath]) : ["pnpm"];
   const out = execFileSync(pnpm[0]!, [...pnpm.slice(1), "pack", "--pack-destination", work], { cwd: join(repo, "packages", pkg), encoding: "utf8" });
   return out.trim().split("\n").pop()!.trim();
 }
