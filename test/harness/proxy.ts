@@ -28,6 +28,14 @@ export interface FaultProxy {
   dropAll(mode?: "close" | "reset"): void;
   /** While on, new connections are reset as soon as they are accepted (clients see ECONNRESET). */
   refuse(on: boolean): void;
+  /**
+   * Points the proxy at another server, as a DNS name or a Patroni endpoint moves after a
+   * failover: connections accepted from now on go to `port` (on `host`, default unchanged).
+   * Open connections stay on the old server until it or `dropAll()` closes them.
+   */
+  retarget(port: number, host?: string): void;
+  /** Where new connections go now. */
+  readonly target: { readonly port: number; readonly host: string };
   readonly stats: ProxyStats;
   /** Closes the listener and every connection. */
   close(): Promise<void>;
@@ -58,7 +66,7 @@ interface Lane {
 }
 
 export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
-  const host = options.host ?? "127.0.0.1";
+  let upstreamTarget = { port: options.port, host: options.host ?? "127.0.0.1" };
   let latencyMs = 0;
   let stalled = false;
   let refusing = false;
@@ -100,7 +108,7 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
     }
     stats.accepted++;
     stats.open++;
-    const upstream = connect({ port: options.port, host, noDelay: true });
+    const upstream = connect({ port: upstreamTarget.port, host: upstreamTarget.host, noDelay: true });
     const toUpstream: Lane = { to: upstream, queue: [], timer: undefined };
     const toClient: Lane = { to: client, queue: [], timer: undefined };
     const pair = { client, upstream, lanes: [toUpstream, toClient] };
@@ -160,6 +168,13 @@ export async function startProxy(options: ProxyOptions): Promise<FaultProxy> {
     },
     refuse(on) {
       refusing = on;
+    },
+    retarget(port, host = upstreamTarget.host) {
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`[ryw harness] retarget: port must be a TCP port, got ${port}`);
+      upstreamTarget = { port, host };
+    },
+    get target() {
+      return upstreamTarget;
     },
     stats,
     async close() {

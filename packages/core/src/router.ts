@@ -2,7 +2,7 @@ import type { Lsn } from "./lsn.js";
 import { maxLsn, toLsn } from "./lsn.js";
 import { invalidOption, isRywError, RywError } from "./errors.js";
 import type { SqlRunner } from "./sql.js";
-import { capturePosition } from "./position.js";
+import { capturePosition, lsnFromRow, PRIMARY_POLL_SQL, timelineFromRow } from "./position.js";
 import type { PositionStore, ScopeState } from "./store/types.js";
 import { MemoryStore } from "./store/memory.js";
 import { GuardedStore } from "./store/guard.js";
@@ -195,6 +195,8 @@ const INTENT_SHARE_OF_TTL = 1 / 4;
 /** Lookups of a scope with a write intent pending before its read takes a fresh primary position. */
 const RELOOKUPS = 3;
 const RELOOKUP_PAUSE_MS = 1;
+/** Positions whose timeline is remembered for commit tokens (#timelines). */
+const TIMELINES_KEPT = 4096;
 
 /**
  * The router behind every ORM package. Under the default `lsn` strategy with a shared store
@@ -242,6 +244,12 @@ class Router implements Ryw {
   // After the store may have lost positions, every scoped read must see at least the primary's
   // position as of then; until that position is known, scoped reads go to the primary.
   #floor: { lsn: Lsn | undefined; until: number } | undefined;
+  /**
+   * The timeline of positions this router read with their timeline (its own captures, verified
+   * tokens), for the commit token (Rule 2 in #verifyToken). Bounded; an LSN number seen on two
+   * timelines keeps the newer, which is the conservative label (a newer label is never clamped).
+   */
+  readonly #timelines = new Map<Lsn, number>();
   #closed = false;
 
   constructor(options: RywOptions) {
@@ -437,7 +445,22 @@ class Router implements Ryw {
    * connection that was cut without the driver noticing must not hold a committed write forever.
    */
   #capture(): Promise<Lsn> {
-    return withTimeout(capturePosition(this.#primary), Math.max(1, this.#recordTimeoutMs), "position capture");
+    // With its timeline, in the same statement: the timeline of exactly this position.
+    const read = this.#primary(PRIMARY_POLL_SQL).then((rows) => {
+      const lsn = lsnFromRow(rows[0]);
+      this.#noteTimeline(lsn, timelineFromRow(rows[0]));
+      return lsn;
+    });
+    return withTimeout(read, Math.max(1, this.#recordTimeoutMs), "position capture");
+  }
+
+  #noteTimeline(lsn: Lsn, timeline: number | undefined): void {
+    if (timeline === undefined) return;
+    const had = this.#timelines.get(lsn);
+    if (had !== undefined && had >= timeline) return;
+    this.#timelines.delete(lsn);
+    this.#timelines.set(lsn, timeline);
+    if (this.#timelines.size > TIMELINES_KEPT) this.#timelines.delete(this.#timelines.keys().next().value!);
   }
 
   #learn(lsn: Lsn, known: RywContext["known"] | undefined): void {
@@ -472,7 +495,9 @@ class Router implements Ryw {
       const carried = decoded && !("error" in decoded) && primary !== undefined && decoded.lsn <= primary ? decoded.lsn : undefined;
       position = maxLsn(maxLsn(position, ctx.known.served), carried);
     }
-    return position === undefined ? undefined : this.#codec.encode(position);
+    // Labelled only with a timeline read with that very position: a token's timeline must never be
+    // older than its position's, or Rule 2 would clamp a position the client really needs.
+    return position === undefined ? undefined : this.#codec.encode(position, this.#timelines.get(position));
   }
 
   ready(): Promise<void> {
@@ -791,13 +816,35 @@ class Router implements Ryw {
     const decoded = this.#decoded(ctx);
     if ("error" in decoded) return "invalid-token";
     if (Date.now() - decoded.issuedAt > this.#ttlMs) return undefined;
+    let lsn = decoded.lsn;
+    const tokenTimeline = (decoded as { timeline?: number }).timeline;
+    let timeline = this.tracker.timeline;
+    if (tokenTimeline !== undefined && timeline !== undefined && tokenTimeline > timeline.id) {
+      // Written after a failover this tracker has not polled yet.
+      await this.tracker.refreshPrimary();
+      timeline = this.tracker.timeline;
+      if (timeline === undefined || tokenTimeline > timeline.id) return "token-ahead";
+    }
+    // Rule 2 (liveness after a failover): a position from an older timeline is clamped to the
+    // first position this tracker read on the primary's timeline. The new timeline forked off at
+    // its switch point, and that first position is at or past it; everything at or below the
+    // switch point is common to both timelines, and whatever the old timeline had past it was
+    // lost in the switch: no server of the new timeline can show it, so waiting for it only
+    // pins the client to the primary. A replica on the current timeline (Rule 1, tracker.ts)
+    // that has replayed the clamped position holds all of the client's writes that survived.
+    // The label is safe because it is never older than the position's real timeline: tokens
+    // are labelled only with a timeline read in the same statement as their position. A v1
+    // token (no timeline) is not clamped: it reads from the primary until the new timeline
+    // passes it or the token expires, like a position in the store (README, Failure policy).
+    if (tokenTimeline !== undefined && timeline !== undefined && tokenTimeline < timeline.id && lsn > timeline.firstPosition) lsn = timeline.firstPosition;
     // A token never asks for more than the primary is known to have written: a forged-but-signed
     // or pre-failover position could otherwise never be reached, or be trusted blindly.
     let primary = this.tracker.primaryPosition;
-    if (primary === undefined || decoded.lsn > primary) primary = await this.tracker.refreshPrimary();
-    if (primary === undefined || decoded.lsn > primary) return "token-ahead";
-    known.position = maxLsn(known.position, decoded.lsn);
-    return decoded.lsn;
+    if (primary === undefined || lsn > primary) primary = await this.tracker.refreshPrimary();
+    if (primary === undefined || lsn > primary) return "token-ahead";
+    if (tokenTimeline !== undefined) this.#noteTimeline(lsn, lsn === decoded.lsn ? tokenTimeline : timeline!.id);
+    known.position = maxLsn(known.position, lsn);
+    return lsn;
   }
 
   /** The context's token, decoded once per request (the cache is shared with the middleware). */

@@ -2,7 +2,7 @@ import type { Lsn } from "./lsn.js";
 import { parseLsn } from "./lsn.js";
 import { invalidOption } from "./errors.js";
 import type { SqlRunner } from "./sql.js";
-import { CURRENT_POSITION_SQL, lsnFromRow } from "./position.js";
+import { lsnFromRow, PRIMARY_POLL_SQL, timelineFromRow, timelineOf } from "./position.js";
 import { positiveInt } from "./validate.js";
 import { withTimeout } from "./timers.js";
 import { PrimaryHistory } from "./lag.js";
@@ -62,6 +62,12 @@ export interface ReplicaView {
    */
   readonly lagMs: number | undefined;
   readonly sampledAt: number | undefined;
+  /**
+   * The timeline this replica is on, from its last sample: `received_tli` of its WAL receiver
+   * (visible to superusers and members of `pg_read_all_stats`), else the timeline of its last
+   * restartpoint (`pg_control_checkpoint()`), which is never newer than the one it replays.
+   */
+  readonly timeline: number | undefined;
   readonly consecutiveErrors: number;
   /**
    * Changes whenever the sample stops describing the server now answering: a restart (new
@@ -92,11 +98,18 @@ interface Replica {
   acceptedSeq: number;
   /** `pg_postmaster_start_time()` of the sampled server: it changes when the server restarts. */
   startedAt: string | undefined;
+  timeline: number | undefined;
   epoch: number;
   unwatch: (() => void) | undefined;
 }
 
-const PROBE_SQL = "select pg_is_in_recovery() as recovery, pg_last_wal_replay_lsn()::text as replay, pg_postmaster_start_time()::text as started";
+const PROBE_SQL = "select pg_is_in_recovery() as recovery, pg_last_wal_replay_lsn()::text as replay, pg_postmaster_start_time()::text as started, coalesce((select received_tli from pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id) as timeline";
+
+/** The primary's timeline, and the first position this tracker read on it (see {@link ReplicaTracker.timeline}). */
+export interface PrimaryTimeline {
+  readonly id: number;
+  readonly firstPosition: Lsn;
+}
 
 /**
  * Knows, per process, how far each replica has replayed, without a query per read: a background
@@ -116,6 +129,7 @@ export class ReplicaTracker {
   /** The newest primary position read started, and the newest answered, by send time. */
   #primaryInFlight: { sentAt: number; promise: Promise<Lsn | undefined> } | undefined;
   #primaryDone: { sentAt: number; lsn: Lsn } | undefined;
+  #timeline: PrimaryTimeline | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #firstRound: Promise<void>;
@@ -136,7 +150,7 @@ export class ReplicaTracker {
       if (names.has(name)) throw invalidOption(`replicas[${index}].name`, "unique", name);
       names.add(name);
       if (config.watch !== undefined && typeof config.watch !== "function") throw invalidOption(`replicas[${index}].watch`, "a function (lost) => unsubscribe", config.watch);
-      const replica: Replica = { index, name, query: config.query, status: "unknown", position: undefined, sampledAt: undefined, errors: 0, nextProbeAt: 0, lastRefreshAt: 0, inFlight: undefined, queued: undefined, inFlightSentAt: 0, sampleSentAt: undefined, seq: 0, acceptedSeq: 0, startedAt: undefined, epoch: 0, unwatch: undefined };
+      const replica: Replica = { index, name, query: config.query, status: "unknown", position: undefined, sampledAt: undefined, errors: 0, nextProbeAt: 0, lastRefreshAt: 0, inFlight: undefined, queued: undefined, inFlightSentAt: 0, sampleSentAt: undefined, seq: 0, acceptedSeq: 0, startedAt: undefined, timeline: undefined, epoch: 0, unwatch: undefined };
       return replica;
     });
     this.#replicas.forEach((r, index) => {
@@ -171,20 +185,59 @@ export class ReplicaTracker {
   }
 
   /**
+   * The primary's timeline as of its latest poll, with the first position read on it; `undefined`
+   * before the first poll answered. A failover starts a new timeline: positions up to its switch
+   * point are common to the old and the new one, and WAL the old primary wrote past that point
+   * and never shipped exists on no server of the new timeline. `firstPosition` is at or past the
+   * switch point (the new timeline begins there), so it covers everything the two timelines share.
+   */
+  get timeline(): PrimaryTimeline | undefined {
+    return this.#timeline;
+  }
+
+  /**
    * Replicas that are up and have replayed at least `required` (all up replicas with a known
-   * position when `required` is undefined). Unknown and down replicas are never candidates.
+   * position when `required` is undefined). Unknown and down replicas are never candidates, nor
+   * is a replica on another timeline than the primary's (see {@link #onPrimaryTimeline}).
    */
   candidates(required: Lsn | undefined): ReplicaView[] {
     const out: ReplicaView[] = [];
     for (const r of this.#replicas) {
-      if (r.status === "up" && r.position !== undefined && (required === undefined || r.position >= required)) out.push(this.#view(r));
+      if (this.#usable(r) && (required === undefined || r.position! >= required)) out.push(this.#view(r));
     }
     return out;
   }
 
-  /** True when at least one replica is up with a known position. */
+  /** True when at least one replica is up with a known position (on the primary's timeline). */
   get anyHealthy(): boolean {
-    return this.#replicas.some((r) => r.status === "up" && r.position !== undefined);
+    return this.#replicas.some((r) => this.#usable(r));
+  }
+
+  #usable(r: Replica): boolean {
+    return r.status === "up" && r.position !== undefined && this.#onPrimaryTimeline(r);
+  }
+
+  /**
+   * Rule 1 (safety across a failover): a replica is a candidate only on the primary's current
+   * timeline. Positions are compared as numbers, and LSNs keep growing across a switch, but a
+   * replica still on the OLD timeline may have replayed WAL past the switch point that the new
+   * primary never had (a standby that received more than the promoted one, and so cannot follow):
+   * its position can be numerically at or past a write made on the new timeline while it holds
+   * none of that write. Such a replica never follows the new timeline without being re-cloned
+   * (or rewound), so waiting for its position proves nothing; only its timeline tells.
+   * A replica on the current timeline replayed the new primary's history: everything up to the
+   * switch point (common to both) and then the new timeline's WAL, so its position means what it
+   * says. A replica reporting a NEWER timeline follows a primary this tracker has not polled yet:
+   * not a candidate either, until the poll sees it (positions stored meanwhile may be the old
+   * timeline's). The replica's timeline is a lower bound when only its restartpoint's is visible
+   * (no `pg_read_all_stats`): it may then stay out until its next restartpoint on the new timeline,
+   * never wrongly in. Before the primary's timeline is known (no poll answered yet, or no primary
+   * runner) the rule cannot apply; neither can it for the time between a promotion and this
+   * tracker's next primary poll (one `intervalMs`): see the README, "Failure policy".
+   */
+  #onPrimaryTimeline(r: Replica): boolean {
+    const primary = this.#timeline?.id;
+    return primary === undefined || r.timeline === undefined || r.timeline === primary;
   }
 
   /**
@@ -230,9 +283,10 @@ export class ReplicaTracker {
   #readPrimary(): Promise<Lsn | undefined> {
     const sentAt = performance.now();
     const sentAtMs = Date.now();
-    const promise: Promise<Lsn | undefined> = withTimeout(this.#primary!(CURRENT_POSITION_SQL), this.#probeTimeoutMs, "primary position read")
+    const promise: Promise<Lsn | undefined> = withTimeout(this.#primary!(PRIMARY_POLL_SQL), this.#probeTimeoutMs, "primary position read")
       .then((rows) => {
         const lsn = lsnFromRow(rows[0]);
+        this.#noteTimeline(timelineFromRow(rows[0]), lsn);
         this.#history.add(lsn, sentAtMs);
         this.notePrimaryPosition(lsn);
         if (!this.#primaryDone || sentAt > this.#primaryDone.sentAt) this.#primaryDone = { sentAt, lsn };
@@ -247,6 +301,17 @@ export class ReplicaTracker {
       });
     this.#primaryInFlight = { sentAt, promise };
     return promise;
+  }
+
+  #noteTimeline(id: number | undefined, lsn: Lsn): void {
+    if (id === undefined) return;
+    const current = this.#timeline;
+    // Timelines only grow; an answer from an older one (a read sent before the switch) is ignored.
+    if (current !== undefined && id <= current.id) return;
+    this.#timeline = { id, firstPosition: lsn };
+    // Positions of the old timeline past the switch point were never written on this one: the
+    // primary's position starts again from what the new primary reports.
+    this.#primaryPosition = lsn;
   }
 
   /** Records a position the primary is known to have reached, e.g. one captured after a write. */
@@ -370,7 +435,11 @@ export class ReplicaTracker {
     r.acceptedSeq = seq;
     if (row?.recovery === false) {
       // Promoted: its replay position froze and it now takes writes of its own timeline.
-      if (r.status !== "promoted") this.#invalidate(r);
+      if (r.status !== "promoted") {
+        this.#invalidate(r);
+        // A promotion is a failover under way: learn the new timeline without waiting for the poll.
+        void this.refreshPrimary();
+      }
       r.status = "promoted";
       r.errors = 0;
       r.nextProbeAt = 0;
@@ -383,6 +452,10 @@ export class ReplicaTracker {
     // one and still running are not kept.
     if (r.startedAt !== undefined && r.startedAt !== row.started) r.epoch++;
     r.startedAt = row.started;
+    r.timeline = timelineOf(row.timeline);
+    // A replica on a newer timeline than the primary's known one: a failover this tracker has not
+    // polled yet. Poll now, so that Rule 1 applies to the right timeline.
+    if (r.timeline !== undefined && this.#timeline !== undefined && r.timeline > this.#timeline.id) void this.refreshPrimary();
     r.position = position;
     r.sampleSentAt = sentAt;
     r.sampledAt = Date.now();
@@ -406,6 +479,7 @@ export class ReplicaTracker {
     r.position = undefined;
     r.sampleSentAt = undefined;
     r.startedAt = undefined;
+    r.timeline = undefined;
     r.epoch++;
   }
 
@@ -427,6 +501,7 @@ export class ReplicaTracker {
       lagBytes,
       lagMs: r.position === undefined ? undefined : this.#history.lagMs(r.position),
       sampledAt: r.sampledAt,
+      timeline: r.timeline,
       consecutiveErrors: r.errors,
       epoch: r.epoch,
     };

@@ -58,3 +58,37 @@ describe("commit tokens", () => {
     expect(() => createTokenCodec({ keys: ["short"] })).toThrow(/`tokenKeys\[0\]` must be a string of at least 16 characters, got a 5-character string/);
   });
 });
+
+describe("commit tokens with a timeline", () => {
+  it("round-trip the timeline; tokens without one still decode, without one", () => {
+    const codec = createTokenCodec({ keys: [KEY_A] });
+    const rand = seeded(7);
+    for (let i = 0; i < 200; i++) {
+      const lsn = randomLsn(rand);
+      const timeline = 1 + Math.floor(rand() * 0xffff_fffe);
+      expect(codec.decode(codec.encode(lsn, timeline))).toMatchObject({ lsn, timeline });
+      expect(codec.decode(codec.encode(lsn)).timeline).toBeUndefined();
+    }
+    expect(() => codec.encode(1n, 0)).toThrow(/`timeline`/);
+    expect(() => codec.encode(1n, 1.5)).toThrow(/`timeline`/);
+  });
+
+  it("reject every single-character change, and a timeline cut off or added", () => {
+    const codec = createTokenCodec({ keys: [KEY_A] });
+    const token = codec.encode(0x1234_5678_9abcn, 3);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+    for (let i = 0; i < token.length; i++) {
+      for (const c of alphabet) {
+        if (c === token[i]) continue;
+        expect(() => codec.decode(token.slice(0, i) + c + token.slice(i + 1))).toThrow(/\[ryw\] Commit token/);
+      }
+    }
+    // The same position and time without the timeline, with the other token's mac: refused.
+    const [v, payload, mac] = token.split(".");
+    const short = Buffer.from(payload!, "base64url").subarray(0, 12).toString("base64url");
+    expect(() => codec.decode(`${v}.${short}.${mac}`)).toThrow(/bad signature/);
+    const plain = codec.encode(0x1234_5678_9abcn).split(".");
+    const long = Buffer.concat([Buffer.from(plain[1]!, "base64url"), Buffer.from([0, 0, 0, 3])]).toString("base64url");
+    expect(() => codec.decode(`${plain[0]}.${long}.${plain[2]}`)).toThrow(/bad signature/);
+  });
+});
