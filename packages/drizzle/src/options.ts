@@ -9,6 +9,15 @@ export interface ReplicaInit {
   connection: Connection;
   /** Shown in stats and events. @default "replica-<index>" */
   name?: string;
+  /**
+   * Where ryw's own probes of this replica go, when `connection` reaches it through a pooler in
+   * transaction mode (PgBouncer): a direct connection to the replica. A pooler keeps its clients'
+   * connections open when the server behind it dies, so only a direct one tells ryw at once that
+   * the replica may be restarting (and may come back behind its last sample). Created from a
+   * string with `connectionOptions` and `max: 1`.
+   * @default connection
+   */
+  probe?: Connection;
 }
 
 export interface RywSessionOptions extends Omit<RywOptions, "primary" | "replicas"> {

@@ -1,5 +1,5 @@
 import postgres from "postgres";
-import type { Sql } from "postgres";
+import type { Options, PostgresType, Sql } from "postgres";
 import type { Ryw, RywStats } from "@ryw/core";
 import { createRyw, invalidOption, postgresJsRunner, postgresJsWatch } from "@ryw/core";
 import type { Connection, ReplicaInit, RywSessionOptions } from "./options.js";
@@ -67,28 +67,33 @@ export function rywSession(options: RywSessionOptions): RywSession {
   if (classifierCacheSize !== undefined && (!Number.isInteger(classifierCacheSize) || classifierCacheSize < 1)) {
     throw invalidOption("classifierCacheSize", "a positive integer", classifierCacheSize);
   }
-  const connectionOf = (r: Connection | ReplicaInit) => (typeof r === "object" && r !== null && "connection" in r ? r.connection : r);
-  const connections = [primaryOption, ...replicaOptions.map(connectionOf)];
+  const initOf = (r: Connection | ReplicaInit): ReplicaInit | undefined => (typeof r === "object" && r !== null && "connection" in r ? r : undefined);
+  const connections = [primaryOption, ...replicaOptions.map((r) => { const init = initOf(r); return init ? init.connection : (r as Connection); })];
+  const probeOptions = replicaOptions.map((r) => initOf(r)?.probe);
   // Every connection is checked before any client is created, so a bad option leaks nothing.
-  connections.forEach((c, i) => {
-    if (!(typeof c === "string" && c !== "") && !isPostgresJs(c)) throw invalidOption(i === 0 ? "primary" : `replicas[${i - 1}]`, "a postgres.js client or a connection string", c);
-  });
+  const check = (c: unknown, option: string) => {
+    if (!(typeof c === "string" && c !== "") && !isPostgresJs(c)) throw invalidOption(option, "a postgres.js client or a connection string", c);
+  };
+  connections.forEach((c, i) => check(c, i === 0 ? "primary" : `replicas[${i - 1}]`));
+  probeOptions.forEach((c, i) => c !== undefined && check(c, `replicas[${i}].probe`));
   const created: Client[] = [];
-  const [primary, ...replicas] = connections.map((c): Client => {
+  const open = (c: Connection, options: Options<Record<string, PostgresType>>): Client => {
     if (typeof c !== "string") return c;
-    const client = postgres(c, connectionOptions ?? {});
+    const client = postgres(c, options);
     created.push(client);
     return client;
-  }) as [Client, ...Client[]];
+  };
+  const [primary, ...replicas] = connections.map((c) => open(c, connectionOptions ?? {})) as [Client, ...Client[]];
+  // One connection each is enough: a replica has at most one probe in flight.
+  const probes = probeOptions.map((c, i) => (c === undefined ? replicas[i]! : open(c, { ...connectionOptions, max: 1 })));
 
   let ryw: Ryw;
   try {
     ryw = createRyw({
       ...core,
       primary: postgresJsRunner(primary),
-      replicas: replicas.map((client, i) => {
-        const init = replicaOptions[i];
-        const name = typeof init === "object" && init !== null && "name" in init ? init.name : undefined;
+      replicas: probes.map((client, i) => {
+        const name = initOf(replicaOptions[i]!)?.name;
         // Closed connections tell the tracker at once that a replica may have restarted.
         const replica = { query: postgresJsRunner(client), watch: postgresJsWatch(client) };
         return name === undefined ? replica : { name, ...replica };
@@ -117,7 +122,7 @@ export function rywSession(options: RywSessionOptions): RywSession {
     },
     end: async (endOptions?: { timeout?: number }) => {
       await ryw.close();
-      await Promise.all([...new Set(clients)].map((c) => c.end({ timeout: END_TIMEOUT_S, ...endOptions })));
+      await Promise.all([...new Set([...clients, ...probes])].map((c) => c.end({ timeout: END_TIMEOUT_S, ...endOptions })));
     },
   };
   // A function target, so that the session is callable like a postgres.js client (and drizzle

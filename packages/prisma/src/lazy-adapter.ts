@@ -5,7 +5,8 @@ import { rowsOf, statement } from "./driver.js";
 /**
  * A driver adapter that ryw owns: connected on first use (node-postgres opens no connection
  * before the first query either) and disposed by `close()`. Replica reads and replica probes share
- * one; the primary gets one for position captures and lag figures, apart from Prisma's own.
+ * one (unless the replica's `probe` option gives the probes their own); the primary gets one for
+ * position captures and lag figures, apart from Prisma's own.
  */
 export class LazyAdapter {
   readonly name: string;

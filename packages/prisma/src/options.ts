@@ -10,6 +10,14 @@ export interface ReplicaInput {
   /** Shown in stats and events. @default "replica-<index>" */
   name?: string;
   adapter: NodeInput;
+  /**
+   * Where ryw's own probes of this replica go, when `adapter` reaches it through a pooler in
+   * transaction mode (PgBouncer): a direct connection to the replica. A pooler keeps its clients'
+   * connections open when the server behind it dies, so only a direct one tells ryw at once that
+   * the replica may be restarting (and may come back behind its last sample).
+   * @default adapter
+   */
+  probe?: NodeInput;
 }
 
 export interface RywPrismaOptions extends Omit<RywOptions, "primary" | "replicas" | "store"> {
@@ -38,7 +46,7 @@ export interface RywPrismaOptions extends Omit<RywOptions, "primary" | "replicas
 export interface ResolvedNodes {
   /** Undefined when neither `primary` nor DATABASE_URL is set: only the one-liner can work then. */
   primary: SqlDriverAdapterFactory | undefined;
-  replicas: Array<{ name: string; factory: SqlDriverAdapterFactory }>;
+  replicas: Array<{ name: string; factory: SqlDriverAdapterFactory; probe?: SqlDriverAdapterFactory }>;
   store: PositionStore;
   /** Set when ryw created the store, so that `close()` closes it. */
   ownsStore: boolean;
@@ -56,7 +64,8 @@ export function resolveNodes(options: RywPrismaOptions): ResolvedNodes {
     const option = `replicas[${index}]`;
     if (isReplicaInput(input)) {
       if (input.name !== undefined && (typeof input.name !== "string" || input.name === "")) throw invalidOption(`${option}.name`, "a non-empty string", input.name);
-      return { name: input.name ?? `replica-${index}`, factory: toFactory(`${option}.adapter`, input.adapter) };
+      const node = { name: input.name ?? `replica-${index}`, factory: toFactory(`${option}.adapter`, input.adapter) };
+      return input.probe === undefined ? node : { ...node, probe: toFactory(`${option}.probe`, input.probe) };
     }
     return { name: `replica-${index}`, factory: toFactory(option, input) };
   });

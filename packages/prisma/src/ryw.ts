@@ -45,11 +45,13 @@ export function ryw(options: RywPrismaOptions = {}) {
     return factory;
   });
   const replicas = replicaNodes.map((node) => new LazyAdapter(node.name, node.factory));
+  // Probes use the replica's own adapter unless `probe` gives them a direct one.
+  const probes = replicaNodes.map((node, i) => (node.probe ? new LazyAdapter(node.name, node.probe) : replicas[i]!));
   const isGone = options.isConnectionError ?? isConnectionError;
   const router = createRyw({
     ...routerOptions,
     primary: own.runner(),
-    replicas: replicas.map((replica) => ({ name: replica.name, query: replica.runner(), watch: (lost: () => void) => replica.watch(lost) })),
+    replicas: probes.map((probe) => ({ name: probe.name, query: probe.runner(), watch: (lost: () => void) => probe.watch(lost) })),
     store,
     isConnectionError: isGone,
   });
@@ -109,7 +111,7 @@ export function ryw(options: RywPrismaOptions = {}) {
     tracker: router.tracker,
     async close() {
       await router.close();
-      await Promise.all([own.close(), ...replicas.map((r) => r.close()), ownsStore ? store.close?.() : undefined]);
+      await Promise.all([own.close(), ...[...new Set([...replicas, ...probes])].map((r) => r.close()), ownsStore ? store.close?.() : undefined]);
     },
   };
   const hook = operationHook(router, unique, new Batches(router, unique), isGone);
