@@ -11,8 +11,13 @@
  * processes sharing Redis, fault proxies, random replica and Redis faults), long: per ORM until
  * `--chaos-reads N` (default 50000) read-backs were checked and at least `--chaos-seconds N`
  * (default 60) passed; `--chaos-users`, `--chaos-servers`, `--chaos-seed`, `--chaos-rev <git rev>`
- * tune it. `--chaos-procs` adds the same runs after a normal bench. Either way the summaries go
+ * tune it. `--chaos-redis single|cluster|both` (default single) picks the Redis of those runs: one
+ * Redis behind fault proxies (restarts, latency, stalls, drops), or a real Redis Cluster of 3
+ * masters and 3 replicas whose masters fail over at random (CLUSTER FAILOVER, kill -9, kill -9 after
+ * the replica fell behind, so that acknowledged positions are lost), or each in turn.
+ * `--chaos-procs` adds the same runs after a normal bench. Either way the summaries go
  * to the JSON file under `chaosProcs`, and a stale read or failed operation exits non-zero.
+ * docs/chaos.md is regenerated, or docs/chaos-redis-cluster.md for `--chaos-redis cluster`.
  *
  * Starts a private cluster (primary, two replicas, Redis), then runs the same workload through
  * every router under every lag profile, and measures A/B micro ratios. Writes a JSON file to
@@ -64,6 +69,7 @@ const chaosOptions = {
   appServers: Number(value("chaos-servers") ?? 2),
   seed: Number(value("chaos-seed") ?? 42),
   rev: value("chaos-rev"),
+  redis: chaosRedis(value("chaos-redis") ?? "single"),
 };
 
 const started = Date.now();
@@ -210,6 +216,11 @@ try {
 }
 process.exit(exitCode);
 
+function chaosRedis(mode: string): "single" | "cluster" | "both" {
+  if (mode === "single" || mode === "cluster" || mode === "both") return mode;
+  throw new Error(`--chaos-redis must be single, cluster or both, got ${JSON.stringify(mode)}`);
+}
+
 function machine(pg: string) {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, pg };
 }
@@ -225,7 +236,8 @@ async function chaosAlone(): Promise<number> {
     writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
     out(`\nresults: ${file}`);
     // A run for another revision says nothing about this one's docs.
-    if (chaosOptions.rev === undefined || chaosOptions.rev === "HEAD") writeFileSync(join(import.meta.dirname, "../docs/chaos.md"), chaosReport(record, relative(join(import.meta.dirname, ".."), file)));
+    const doc = chaosOptions.redis === "cluster" ? "chaos-redis-cluster.md" : "chaos.md";
+    if (chaosOptions.rev === undefined || chaosOptions.rev === "HEAD") writeFileSync(join(import.meta.dirname, "../docs", doc), chaosReport(record, relative(join(import.meta.dirname, ".."), file)));
     const checked = chaosRuns.reduce((a, r) => a + r.reads, 0);
     out(chaosFailed(chaosRuns) ? `\nCHAOS-MP FAILED: ${chaosRuns.map((r) => `${r.orm} stale ${r.stale}, failed ${r.failedOps}`).join("; ")}` : `\nchaos-mp: no stale read and no failed operation in ${checked} checked reads`);
     return chaosFailed(chaosRuns) ? 1 : 0;

@@ -7,7 +7,7 @@ import type { AppServerConfig } from "./protocol.js";
 
 /** An app server on @ryw/drizzle: `drizzle(rywSession(...), { schema })`. */
 export async function drizzleApp(config: AppServerConfig): Promise<ChaosApp> {
-  const store = new RedisStore({ url: config.redisUrl, prefix: config.prefix });
+  const store = new RedisStore(config.redisNodes ? { nodes: config.redisNodes, prefix: config.prefix } : { url: config.redisUrl, prefix: config.prefix });
   const db = drizzle(
     rywSession({
       primary: config.primaryUrl,

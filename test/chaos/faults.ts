@@ -1,5 +1,7 @@
 import type { ClusterInfo } from "../harness/cluster.js";
 import { killReplica, pauseReplay, resumeReplay, setApplyDelay, startRedis, startReplica, stopRedis } from "../harness/cluster.js";
+import type { RedisClusterInfo } from "../harness/redis-cluster.js";
+import { clusterMasters, downNodes, failoverMaster, holdReplica, killMaster, restartRedisNode } from "../harness/redis-cluster.js";
 import type { Proxies } from "./proxies.js";
 
 /**
@@ -11,8 +13,22 @@ import type { Proxies } from "./proxies.js";
  */
 export const REPLICA_FAULTS = ["replay-pause", "replica-delay", "replica-kill", "replica-stall", "replica-drop"] as const;
 export const REDIS_FAULTS = ["redis-restart", "redis-latency", "redis-stall", "redis-drop"] as const;
-export const FAULT_KINDS = [...REPLICA_FAULTS, ...REDIS_FAULTS] as const;
+/**
+ * With a Redis Cluster instead of one Redis (`redis: "cluster"`), its faults replace the single
+ * Redis's: a random master fails over by CLUSTER FAILOVER (nothing lost), or is killed with -9
+ * (what its replica had not received yet is lost), or is killed after its replica stopped
+ * following it for a while, so that the positions and intents it acknowledged meanwhile are
+ * certainly lost. The killed node comes back as a replica after a hold.
+ */
+export const REDIS_CLUSTER_FAULTS = ["redis-failover", "redis-master-kill", "redis-master-loss"] as const;
+export const FAULT_KINDS = [...REPLICA_FAULTS, ...REDIS_FAULTS, ...REDIS_CLUSTER_FAULTS] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+export type RedisMode = "single" | "cluster";
+
+/** The fault kinds a run injects by default: every kind that applies to its Redis. */
+export function defaultKinds(redis: RedisMode): FaultKind[] {
+  return [...REPLICA_FAULTS, ...(redis === "cluster" ? REDIS_CLUSTER_FAULTS : REDIS_FAULTS)];
+}
 
 /** One injected fault: from the moment it took effect to the moment it was undone. */
 export interface Fault {
@@ -25,6 +41,8 @@ export interface Fault {
 
 export interface FaultContext {
   cluster: ClusterInfo;
+  /** The Redis Cluster of a `redis: "cluster"` run. */
+  redisCluster?: RedisClusterInfo;
   proxies: Proxies;
   /** Names of the proxies between each app server and Redis. */
   redisPaths: string[];
@@ -32,6 +50,11 @@ export interface FaultContext {
   signal: AbortSignal;
   /** Called with every fault once it has been undone. */
   done: (fault: Fault) => void;
+  /**
+   * Exclusive use of the PostgreSQL replicas: every replica fault holds it, and so does a Redis
+   * fault that pauses them. Resolves with the function that gives it back.
+   */
+  lockReplicas: () => Promise<() => void>;
   /** Called right before replica `index` is killed (its statement counters die with it). */
   beforeKill: (index: number) => Promise<void>;
   log: (line: string) => void;
@@ -39,8 +62,31 @@ export interface FaultContext {
 
 const between = (rand: () => number, lo: number, hi: number) => Math.round(lo + rand() * (hi - lo));
 
+/** A lock for FaultContext.lockReplicas: each taker waits for the one before to give it back. */
+export function lock(): () => Promise<() => void> {
+  let tail = Promise.resolve();
+  return async () => {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const before = tail;
+    tail = tail.then(() => mine);
+    await before;
+    return release;
+  };
+}
+
 /** Applies one fault, holds it, undoes it. An abort shortens the hold; the undo always runs. */
 async function inject(kind: FaultKind, ctx: FaultContext): Promise<void> {
+  if (!(REPLICA_FAULTS as ReadonlyArray<FaultKind>).includes(kind)) return injectOne(kind, ctx);
+  const release = await ctx.lockReplicas();
+  try {
+    await injectOne(kind, ctx);
+  } finally {
+    release();
+  }
+}
+
+async function injectOne(kind: FaultKind, ctx: FaultContext): Promise<void> {
   const { cluster, proxies, rand } = ctx;
   const replica = Math.floor(rand() * cluster.replicas.length);
   const r = `r${replica}`;
@@ -89,6 +135,74 @@ async function inject(kind: FaultKind, ctx: FaultContext): Promise<void> {
       return run(via, "proxy stalls", onPaths("stall"), onPaths("unstall"), () => hold(500, 2000));
     case "redis-drop":
       return run(via, "proxy closes every connection", onPaths("dropAll"), instant, instant);
+    case "redis-failover":
+    case "redis-master-kill":
+    case "redis-master-loss":
+      return clusterFault(kind, ctx, run, hold);
+  }
+}
+
+async function clusterFault(
+  kind: "redis-failover" | "redis-master-kill" | "redis-master-loss",
+  ctx: FaultContext,
+  run: (target: string, detail: string, apply: () => Promise<unknown>, undo: () => Promise<unknown>, holdFor: () => Promise<void>) => Promise<void>,
+  hold: (lo: number, hi: number) => Promise<void>,
+): Promise<void> {
+  const info = ctx.redisCluster;
+  if (!info) throw new Error(`[ryw chaos] ${kind} needs a run with redis: "cluster"`);
+  const masters = await clusterMasters(info);
+  const master = masters[Math.floor(ctx.rand() * masters.length)]!;
+  const target = `redis:${master.port}`;
+  // Every killed node runs again, and the cluster is whole, before the next fault; also when the
+  // kill itself failed half-way.
+  const restart = async () => {
+    for (const node of downNodes(info)) await restartRedisNode(info, node);
+  };
+  const orRestart = (apply: () => Promise<unknown>) => () => apply().catch(async (error: unknown) => {
+    await restart();
+    throw error;
+  });
+  switch (kind) {
+    case "redis-failover":
+      return run(target, "CLUSTER FAILOVER on its replica", () => failoverMaster(info, master), async () => {}, async () => {});
+    case "redis-master-kill":
+      return run(target, "kill -9, a replica takes over; restart", orRestart(() => killMaster(info, master)), restart, () => hold(300, 1500));
+    case "redis-master-loss": {
+      // The replica stops following while the load goes on, then the master dies: what it
+      // acknowledged in between is gone from the cluster. Both PostgreSQL replicas stop replaying
+      // right after the replica stopped, until a while after the failover: they have every write
+      // whose position survives in Redis and none of those whose position is lost, so a read
+      // trusting what the new master says would be served stale (some users keep reloading their
+      // latest write, with no newer write to cover it: see users.ts).
+      const ms = Math.round(200 + ctx.rand() * 600);
+      let releaseReplicas: (() => void) | undefined;
+      const resume = async () => {
+        try {
+          for (const i of ctx.cluster.replicas.keys()) await resumeReplay(ctx.cluster, i);
+        } finally {
+          releaseReplicas?.();
+        }
+      };
+      const apply = async () => {
+        releaseReplicas = await ctx.lockReplicas();
+        const held = await holdReplica(info, master);
+        try {
+          await Promise.all([...ctx.cluster.replicas.keys()].map((i) => pauseReplay(ctx.cluster, i)));
+          await sleep(ms);
+          await killMaster(info, master, { held });
+        } finally {
+          held.release();
+        }
+      };
+      const undo = async () => {
+        try {
+          await resume();
+        } finally {
+          await restart();
+        }
+      };
+      return run(target, `replicas paused; its replica stopped ${ms} ms, then kill -9 (what the master took meanwhile is lost); restart`, () => apply().catch(async (error: unknown) => (await undo(), Promise.reject(error))), undo, () => hold(300, 1500));
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import type { AppServerConfig } from "./protocol.js";
 
 /** An app server on @ryw/prisma, built as its README says. */
 export async function prismaApp(config: AppServerConfig): Promise<ChaosApp> {
-  const store = new RedisStore({ url: config.redisUrl, prefix: config.prefix });
+  const store = new RedisStore(config.redisNodes ? { nodes: config.redisNodes, prefix: config.prefix } : { url: config.redisUrl, prefix: config.prefix });
   const rw = ryw({
     primary: config.primaryUrl,
     replicas: config.replicas.map((r) => ({ name: r.name, adapter: r.url })),

@@ -11,7 +11,10 @@ export interface AppServerConfig {
   orm: Orm;
   primaryUrl: string;
   replicas: Array<{ name: string; url: string }>;
-  redisUrl: string;
+  /** One Redis (through a fault proxy)... */
+  redisUrl?: string;
+  /** ...or the nodes of a Redis Cluster, reached directly. */
+  redisNodes?: Array<{ host: string; port: number }>;
   /** Key prefix in Redis, shared by the app servers of one run. */
   prefix: string;
   /** Extra router options, e.g. `{ tracker: { intervalMs: 50 } }`; ryw's defaults otherwise. */

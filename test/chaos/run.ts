@@ -1,10 +1,12 @@
 import postgres from "postgres";
 import { seeded } from "../../packages/core/test/random.js";
 import { applyMigrations, startCluster, stopCluster, waitForReplicas } from "../harness/cluster.js";
+import type { RedisClusterInfo } from "../harness/redis-cluster.js";
+import { startRedisCluster, startupNodes, stopRedisCluster } from "../harness/redis-cluster.js";
 import type { AppServer } from "./app-servers.js";
 import { startAppServer } from "./app-servers.js";
-import type { Fault, FaultKind } from "./faults.js";
-import { FAULT_KINDS, REDIS_FAULTS, REPLICA_FAULTS, runLane } from "./faults.js";
+import type { Fault, FaultKind, RedisMode } from "./faults.js";
+import { defaultKinds, lock, REDIS_CLUSTER_FAULTS, REDIS_FAULTS, REPLICA_FAULTS, runLane } from "./faults.js";
 import type { Proxies } from "./proxies.js";
 import { startProxies } from "./proxies.js";
 import type { Orm } from "./protocol.js";
@@ -30,13 +32,22 @@ export interface ChaosOptions {
   crossShare?: number;
   /** Mean pause between a user's rounds, in ms. @default 2 */
   thinkMs?: number;
+  /** Share of users that reload their latest write for a few seconds after each write (users.ts). @default 0.25 */
+  reloaders?: number;
   /** @default 1 */
   seed?: number;
   /** Router options for every app server; ryw's defaults (strategy "lsn") otherwise. @default {} */
   ryw?: Record<string, unknown>;
   /** A request without an answer in this time is a failed operation. @default 30000 */
   opTimeoutMs?: number;
-  /** Which fault kinds to inject. @default every kind */
+  /**
+   * One Redis behind fault proxies, or a Redis Cluster (3 masters, 3 replicas) that the app servers
+   * reach directly (a cluster client follows the addresses the nodes announce, which a proxy
+   * would not rewrite), with failovers and master kills as its faults.
+   * @default "single"
+   */
+  redis?: RedisMode;
+  /** Which fault kinds to inject. @default every kind that applies to `redis` */
   kinds?: ReadonlyArray<FaultKind>;
   /** A git revision whose packages/*\/src the app servers run instead of the working tree's. */
   rev?: string;
@@ -45,28 +56,34 @@ export interface ChaosOptions {
 }
 
 /**
- * The multi-process read-your-writes checker: a private cluster (primary, two replicas, Redis),
- * fault proxies in front of Redis and of each replica, app-server processes that reach Redis and
+ * The multi-process read-your-writes checker: a private cluster (primary, two replicas, Redis or
+ * a Redis Cluster), fault proxies in front of Redis and of each replica, app-server processes that reach Redis and
  * the replicas only through the proxies (the primary directly), users that write on one app
  * server and read back on another, and faults injected at random the whole time.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ChaosOptions;
-  const o = { appServers: 2, users: 40, durationMs: 20_000, minReads: 0, crossShare: 0.75, thinkMs: 2, seed: 1, ryw: {}, opTimeoutMs: 30_000, log: () => {}, ...given };
+  const o = { appServers: 2, users: 40, durationMs: 20_000, minReads: 0, crossShare: 0.75, thinkMs: 2, reloaders: 0.25, seed: 1, ryw: {}, opTimeoutMs: 30_000, redis: "single" as RedisMode, log: () => {}, ...given };
   const maxDurationMs = o.maxDurationMs ?? 10 * o.durationMs;
+  const kinds = o.kinds ?? defaultKinds(o.redis);
+  const foreign = kinds.filter((k) => !REPLICA_FAULTS.includes(k as never) && !defaultKinds(o.redis).includes(k));
+  if (foreign.length > 0) throw new Error(`[ryw chaos] fault kinds ${foreign.join(", ")} do not apply to redis: "${o.redis}"`);
   const rand = seeded(o.seed);
   const code = sources(o.rev);
-  const cluster = await startCluster({ replicas: 2, redis: true }).catch((error: unknown) => {
+  const single = o.redis === "single";
+  const cluster = await startCluster({ replicas: 2, redis: single }).catch((error: unknown) => {
     code.remove();
     throw error;
   });
+  let redisCluster: RedisClusterInfo | undefined;
   let proxies: Proxies | undefined;
   const servers: AppServer[] = [];
   try {
+    if (!single) redisCluster = await startRedisCluster();
     await applyMigrations(cluster);
     const users = await seedUsers(cluster.primary.url, o.users, `${o.orm}-${o.seed}`);
     await waitForReplicas(cluster);
-    const redisPaths = Array.from({ length: o.appServers }, (_, i) => `redis-${i}`);
+    const redisPaths = single ? Array.from({ length: o.appServers }, (_, i) => `redis-${i}`) : [];
     proxies = await startProxies({
       ...Object.fromEntries(redisPaths.map((p) => [p, cluster.redis!.port])),
       ...Object.fromEntries(cluster.replicas.map((r, i) => [`r${i}`, r.port])),
@@ -81,7 +98,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
             orm: o.orm,
             primaryUrl: cluster.primary.url,
             replicas: cluster.replicas.map((r, j) => ({ name: r.name, url: `postgres://postgres@127.0.0.1:${ports[`r${j}`]}/postgres` })),
-            redisUrl: `redis://127.0.0.1:${ports[`redis-${i}`]}`,
+            ...(single ? { redisUrl: `redis://127.0.0.1:${ports[`redis-${i}`]}` } : { redisNodes: startupNodes(redisCluster!) }),
             prefix: `chaos-${o.orm}-${o.seed}:`,
             ryw: o.ryw,
           },
@@ -98,14 +115,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const abort = new AbortController();
     const log = (line: string) => o.log(`[chaos ${o.orm} +${String(Date.now() - t0).padStart(6)} ms ${new Date().toISOString().slice(11, 23)}] ${line}`);
     const bank = new StatementBank();
-    const ctx = { cluster, proxies, redisPaths, rand, signal: abort.signal, done: (f: Fault) => faults.push(f), beforeKill: (i: number) => bank.bank(cluster, cluster.replicas[i]!.name), log };
-    const kinds = o.kinds ?? FAULT_KINDS;
+    const ctx = { cluster, redisCluster, proxies, redisPaths, lockReplicas: lock(), rand, signal: abort.signal, done: (f: Fault) => faults.push(f), beforeKill: (i: number) => bank.bank(cluster, cluster.replicas[i]!.name), log };
     const lane = (laneKinds: ReadonlyArray<FaultKind>) =>
       runLane(laneKinds.filter((k) => kinds.includes(k)), ctx).catch((error: unknown) => {
         runErrors.push(String((error as Error)?.stack ?? error));
         log(`fault injector failed: ${String(error)}`);
       });
-    const lanes = Promise.all([lane(REPLICA_FAULTS), lane(REDIS_FAULTS)]);
+    const lanes = Promise.all([lane(REPLICA_FAULTS), lane(REDIS_FAULTS), lane(REDIS_CLUSTER_FAULTS)]);
     let checked = 0;
     const progress = setInterval(() => log(`${checked} read-backs checked, ${faults.length} faults so far`), 5000);
     const allRan = () => kinds.every((k) => faults.some((f) => f.kind === k));
@@ -116,7 +132,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     };
     let results;
     try {
-      results = await runUsers({ users, servers, rand, crossShare: o.crossShare, thinkMs: o.thinkMs, stop });
+      results = await runUsers({ users, servers, rand, crossShare: o.crossShare, thinkMs: o.thinkMs, reloaders: o.reloaders, stop });
     } finally {
       clearInterval(progress);
       abort.abort();
@@ -132,10 +148,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       }),
     );
     const proxyStats = Object.fromEntries(await Promise.all(Object.keys(ports).map(async (name) => [name, await proxies!.stats(name)] as const)));
-    return summarize({ orm: o.orm, results, faults, startedAt: t0, durationMs, perServer: bank.total(await readStatements(cluster)), appServers, proxies: proxyStats, runErrors, core: `${code.label}: ${servers[0]!.core}` });
+    return summarize({ orm: o.orm, redis: o.redis, kinds, results, faults, startedAt: t0, durationMs, perServer: bank.total(await readStatements(cluster)), appServers, proxies: proxyStats, runErrors, core: `${code.label}: ${servers[0]!.core}` });
   } finally {
     await Promise.all(servers.map((s) => s?.kill()));
     await proxies?.close();
+    if (redisCluster) await stopRedisCluster(redisCluster);
     await stopCluster(cluster);
     code.remove();
   }

@@ -1,6 +1,5 @@
 import type { ProxyStats } from "../harness/proxy.js";
-import type { Fault, FaultKind } from "./faults.js";
-import { FAULT_KINDS } from "./faults.js";
+import type { Fault, FaultKind, RedisMode } from "./faults.js";
 import type { Orm } from "./protocol.js";
 import type { ServerStatements } from "./statements.js";
 import type { Check, FailedOp, StaleRead, UserResults } from "./users.js";
@@ -32,11 +31,15 @@ export interface Figures {
 
 export interface ChaosSummary extends Figures {
   orm: Orm;
+  /** One Redis or a Redis Cluster. */
+  redis: RedisMode;
   writes: number;
-  /** How many faults of each kind ran. */
-  faults: Record<FaultKind, number>;
+  /** How many faults of each kind ran, for the kinds of the run. */
+  faults: Partial<Record<FaultKind, number>>;
   /** Checks whose write-to-read span (failed operations: their own span) met a fault of the kind, or `calm`: none at all. */
-  byFault: Record<FaultKind | "calm", Figures>;
+  byFault: Partial<Record<FaultKind | "calm", Figures>>;
+  /** Checks that read a user's latest write again later, rather than right after it. */
+  rereads: number;
   /** Checks that read on another app server than the one that wrote. */
   crossServerReads: number;
   /** Where the read-backs went and why, from ryw's route events: "r0:caught-up", "primary:lagging"... */
@@ -89,7 +92,7 @@ function figures(checks: Check[], failed: FailedOp[]): Figures {
 /** One line per stale read: what each app server did and said, in order, in ms since the start. */
 function story(s: StaleRead, t0: number): string {
   const events = (list: StaleRead["writeEvents"]) => list.map((e) => `+${e.at - t0} ${e.detail}`).join("; ");
-  return `user ${s.user}: +${s.writeAt - t0} write post ${s.postId} on ${s.writeServer} [${events(s.writeEvents)}] acked; +${s.readAt - t0} read on ${s.readServer} [${events(s.readEvents)}] -> row missing`;
+  return `user ${s.user}: +${s.writeAt - t0} write post ${s.postId} on ${s.writeServer} [${events(s.writeEvents)}] acked; +${s.readAt - t0} ${s.reread ? "read again" : "read"} on ${s.readServer} [${events(s.readEvents)}] -> row missing`;
 }
 
 /** What the writer said about the record, and where the read went. */
@@ -109,6 +112,9 @@ const round = (x: number) => Math.round(x * 10_000) / 10_000;
 
 export function summarize(input: {
   orm: Orm;
+  redis: RedisMode;
+  /** The fault kinds of the run: one entry each in `faults` and `byFault`. */
+  kinds: ReadonlyArray<FaultKind>;
   results: UserResults;
   faults: Fault[];
   startedAt: number;
@@ -122,20 +128,22 @@ export function summarize(input: {
   const { results, faults, startedAt } = input;
   const near = (from: number, to: number) => faults.filter((f) => meets(f, from, to));
   const label = (f: Fault) => `${f.kind} ${f.target} ${f.detail} [${f.startedAt - startedAt}..${f.endedAt - startedAt} ms]`;
-  const byFault = {} as Record<FaultKind | "calm", Figures>;
-  for (const kind of FAULT_KINDS) {
+  const byFault: Partial<Record<FaultKind | "calm", Figures>> = {};
+  for (const kind of input.kinds) {
     const mine = faults.filter((f) => f.kind === kind);
     const hit = (from: number, to: number) => mine.some((f) => meets(f, from, to));
     byFault[kind] = figures(results.checks.filter((c) => hit(c.writeAt, c.readDoneAt)), results.failed.filter((f) => hit(f.at, f.doneAt)));
   }
   byFault.calm = figures(results.checks.filter((c) => near(c.writeAt, c.readDoneAt).length === 0), results.failed.filter((f) => near(f.at, f.doneAt).length === 0));
-  const counts = Object.fromEntries(FAULT_KINDS.map((k) => [k, faults.filter((f) => f.kind === k).length])) as Record<FaultKind, number>;
+  const counts: Partial<Record<FaultKind, number>> = Object.fromEntries(input.kinds.map((k) => [k, faults.filter((f) => f.kind === k).length]));
   return {
     orm: input.orm,
+    redis: input.redis,
     ...figures(results.checks, results.failed),
     writes: results.writes,
     faults: counts,
     byFault,
+    rereads: results.checks.filter((c) => c.reread).length,
     crossServerReads: results.checks.filter((c) => c.writeServer !== c.readServer).length,
     routes: results.routes,
     perServer: input.perServer,

@@ -11,6 +11,8 @@ export interface Check {
   readDoneAt: number;
   onReplica: boolean;
   stale: boolean;
+  /** A later read of the user's latest write (a reload), instead of the read-back right after it. */
+  reread: boolean;
   /**
    * The write's record missed recordTimeoutMs (an `unshared` event on its app server): ryw
    * promises read-your-writes for it only on that app server until the record lands.
@@ -51,14 +53,22 @@ export interface UserOptions {
   crossShare: number;
   /** Mean pause between a user's rounds, in ms (exponential); 0 for none. */
   thinkMs: number;
+  /**
+   * Share of users that, after each write and its read-back, stop writing for 1 to 4 s and only
+   * reload: read that write again every 50 to 200 ms, on random app servers. Unlike the read-back
+   * right after a write, such a read can come after a fault that struck since the write (a Redis
+   * failover that lost its position), with no newer write of the user to cover it.
+   */
+  reloaders: number;
   /** Asked before every round, with the read-backs checked so far: true ends the user's loop. */
   stop: (checked: number) => boolean;
 }
 
 /**
  * Every user loops: write a Post on a random app server, and once that write is acknowledged,
- * read it back by id, usually on another app server. A read-back that misses the row is stale:
- * the user did not see their own write. A rejected or unanswered request is a failed operation.
+ * read it back by id, usually on another app server; some users then only reload it for a few
+ * seconds. A read that misses the row is stale: the user did not see their own write. A rejected
+ * or unanswered request is a failed operation.
  */
 export async function runUsers(options: UserOptions): Promise<UserResults> {
   const { servers, rand } = options;
@@ -68,8 +78,25 @@ export async function runUsers(options: UserOptions): Promise<UserResults> {
   // After a failure, do not spin against a server that keeps failing.
   const pause = () => new Promise((r) => setTimeout(r, 50));
 
+  const reloaders = new Set(options.users.slice(0, Math.round(options.reloaders * options.users.length)));
   const loop = async (user: number) => {
+    let latest: { postId: number; writeServer: string; writeAt: number; unshared: boolean; writeEvents: ScopeEvent[] } | undefined;
+    let readingUntil = 0;
     while (!options.stop(results.checks.length)) {
+      if (latest && Date.now() < readingUntil) {
+        const reader = servers[pick()]!;
+        const readAt = Date.now();
+        const read = await reader.request({ op: "read", user, postId: latest.postId });
+        const readDoneAt = Date.now();
+        if (!read.ok || read.op !== "read") {
+          results.failed.push({ user, op: "read", server: reader.name, at: readAt, doneAt: readDoneAt, error: read.ok ? "unexpected reply" : read.error, events: read.ok ? [] : read.events });
+          await pause();
+          continue;
+        }
+        record(user, read.route, { user, writeServer: latest.writeServer, readServer: reader.name, writeAt: latest.writeAt, readAt, readDoneAt, onReplica: false, stale: !read.found, reread: true, unshared: latest.unshared }, latest.postId, latest.writeEvents, read.events);
+        await new Promise((r) => setTimeout(r, 50 + rand() * 150));
+        continue;
+      }
       const w = pick();
       const writer = servers[w]!;
       const writeAt = Date.now();
@@ -90,14 +117,19 @@ export async function runUsers(options: UserOptions): Promise<UserResults> {
         await pause();
         continue;
       }
-      const route = read.route;
-      const key = route ? `${route.target}:${route.reason}` : "unrouted";
-      results.routes[key] = (results.routes[key] ?? 0) + 1;
-      const check: Check = { user, writeServer: writer.name, readServer: reader.name, writeAt, readAt, readDoneAt, onReplica: route !== undefined && route.target !== "primary", stale: !read.found, unshared: wrote.events.some((e) => e.type === "unshared") };
-      results.checks.push(check);
-      if (check.stale) results.stale.push({ ...check, postId: wrote.postId, route, writeEvents: wrote.events, readEvents: read.events });
+      const unshared = wrote.events.some((e) => e.type === "unshared");
+      latest = { postId: wrote.postId, writeServer: writer.name, writeAt, unshared, writeEvents: wrote.events };
+      if (reloaders.has(user)) readingUntil = Date.now() + 1000 + rand() * 3000;
+      record(user, read.route, { user, writeServer: writer.name, readServer: reader.name, writeAt, readAt, readDoneAt, onReplica: false, stale: !read.found, reread: false, unshared }, wrote.postId, wrote.events, read.events);
       if (options.thinkMs > 0) await new Promise((r) => setTimeout(r, -Math.log(1 - rand()) * options.thinkMs));
     }
+  };
+  const record = (user: number, route: Route | undefined, check: Check, postId: number, writeEvents: ScopeEvent[], readEvents: ScopeEvent[]) => {
+    const key = route ? `${route.target}:${route.reason}` : "unrouted";
+    results.routes[key] = (results.routes[key] ?? 0) + 1;
+    check.onReplica = route !== undefined && route.target !== "primary";
+    results.checks.push(check);
+    if (check.stale) results.stale.push({ ...check, user, postId, route, writeEvents, readEvents });
   };
   await Promise.all(options.users.map(loop));
   return results;

@@ -1,8 +1,9 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import type { PositionStore } from "../src/index.js";
 import { MemoryStore, RedisStore, isRywError } from "../src/index.js";
 import { redisKey } from "../src/store/redis.js";
+import { clusterMasters, clusterNodes, keySlot, nodeUrl, startRedisCluster, startupNodes, stopRedisCluster } from "../../../test/harness/index.js";
 import { randomLsn, seeded } from "./random.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,6 +137,30 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => c.quit()));
 });
 
+// A real Redis Cluster (3 masters, 3 replicas) for this file; torn down however the file ends.
+const redisCluster = await startRedisCluster();
+afterAll(() => stopRedisCluster(redisCluster));
+const clusters: Cluster[] = [];
+const cluster = () => {
+  const c = new Cluster(startupNodes(redisCluster));
+  clusters.push(c);
+  return c;
+};
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.quit().catch(() => {})));
+});
+// Alternately your own ioredis Cluster and the store's own (`nodes`), like separate app servers.
+let made = 0;
+const clusterStores: RedisStore[] = [];
+storeSuite("RedisStore on Redis Cluster", (prefix) => {
+  const store = made++ % 2 === 0 ? new RedisStore({ client: cluster(), prefix }) : new RedisStore({ nodes: startupNodes(redisCluster), prefix });
+  clusterStores.push(store);
+  return store;
+});
+afterAll(async () => {
+  await Promise.all(clusterStores.map((s) => s.close()));
+});
+
 describe("RedisStore specifics", () => {
   it("advances atomically across many connections", async () => {
     const stores = Array.from({ length: 5 }, () => new RedisStore({ url: redisUrl, prefix: "ryw-multi:" }));
@@ -202,9 +227,89 @@ describe("RedisStore specifics", () => {
     await client.quit();
   });
 
+  it("works for a Redis user that may not run INFO (its answers then carry no replication ID)", async () => {
+    const admin = new Redis(redisUrl);
+    const user = `ryw-noinfo-${process.pid}`;
+    await admin.call("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-info");
+    const client = new Redis(redisUrl, { username: user, password: "pw" });
+    try {
+      await expect(client.info("replication")).rejects.toThrow(/NOPERM/);
+      const store = new RedisStore({ client, prefix: "ryw-noinfo:" });
+      const scope = uniq("noinfo");
+      await store.intend(scope, "w", 60_000);
+      await store.advance(scope, 5n, 60_000, "w");
+      await store.withdraw(scope, "w");
+      expect(await store.lookup(scope)).toEqual({ position: 5n, pending: false, expired: false });
+    } finally {
+      await client.quit();
+      await admin.call("ACL", "DELUSER", user);
+      await admin.quit();
+    }
+  });
+
   it("names bad options", () => {
     expect(() => new RedisStore({ url: "http://x" })).toThrow(/`url` must be a redis:\/\/ or rediss:\/\/ URL/);
     expect(() => new RedisStore({ url: redisUrl, prefix: "" })).toThrow(/`prefix` must be a non-empty string/);
+  });
+});
+
+describe("RedisStore on Redis Cluster", () => {
+  it("every call runs on the one master that owns its key, with exactly one key", async () => {
+    const masters = await clusterMasters(redisCluster);
+    const monitors = await Promise.all(masters.map(async (m) => ({ port: m.port, client: await new Redis(nodeUrl(m)).monitor() })));
+    const seen: Array<{ port: number; args: string[] }> = [];
+    for (const m of monitors) m.client.on("monitor", (_time: string, args: string[]) => seen.push({ port: m.port, args }));
+    const store = new RedisStore({ nodes: startupNodes(redisCluster), prefix: "ryw-slots:" });
+    // Enough scopes to land on every master; each goes through every operation.
+    const scopes = Array.from({ length: 24 }, (_, i) => uniq(`slot-${i}`));
+    for (const scope of scopes) {
+      await store.intend(scope, "w", 60_000);
+      await store.lookup(scope);
+      await store.advance(scope, 2n, 60_000, "w");
+      await store.withdraw(scope, "w");
+      expect(await store.get(scope)).toBe(2n);
+    }
+    await sleep(100);
+    const calls = seen.filter((s) => /^(evalsha|eval)$/i.test(s.args[0]!) && String(s.args[3]).startsWith("ryw-slots:"));
+    expect(calls.length).toBeGreaterThanOrEqual(5 * scopes.length);
+    expect(new Set(calls.map((c) => c.port)).size, "calls reached every master").toBe(masters.length);
+    // The cluster, not the client, says which master owns each slot.
+    const view = await clusterNodes(redisCluster);
+    const owner = (slot: number) => view.find((n) => n.role === "master" && n.slots.some(([a, b]) => a <= slot && slot <= b))?.port;
+    for (const { port, args } of calls) {
+      expect(args[2], args.join(" ")).toBe("1");
+      const slot = await keySlot(redisCluster, args[3]!);
+      expect(port, `${args[3]} (slot ${slot}) ran on its owner`).toBe(owner(slot));
+    }
+    for (const m of monitors) m.client.disconnect();
+    await store.close();
+  });
+
+  it("a script on two keys of different slots is refused (CROSSSLOT): what one key per call avoids", async () => {
+    const c = cluster();
+    const [a, b] = ["ryw-x:a", "ryw-x:b"];
+    expect(await keySlot(redisCluster, a)).not.toBe(await keySlot(redisCluster, b));
+    await expect(c.eval("return redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2])", 2, a, b)).rejects.toThrow(/CROSSSLOT/);
+  });
+
+  it("a store made with `nodes` owns its Cluster and closes it", async () => {
+    const store = new RedisStore({ nodes: startupNodes(redisCluster).map((n) => `redis://${n.host}:${n.port}`), prefix: "ryw-own:" });
+    const scope = uniq("own");
+    await store.advance(scope, 3n, 60_000);
+    expect(await store.get(scope)).toBe(3n);
+    await store.close();
+    await expect(store.get(scope)).rejects.toThrow();
+  });
+
+  it("names bad options", () => {
+    const nodes = startupNodes(redisCluster);
+    expect(() => new RedisStore({ nodes, url: "redis://x" })).toThrow(/`nodes` must be given alone, not together with `url`/);
+    expect(() => new RedisStore({ nodes, client: cluster() })).toThrow(/`client` must be given alone, not together with `url` or `nodes`/);
+    expect(() => new RedisStore({ nodes: [] })).toThrow(/`nodes` must be a non-empty array/);
+    expect(() => new RedisStore({ nodes: [nodes[0]!, { host: "127.0.0.1", port: 70_000 }] })).toThrow(/`nodes\[1\]` must be \{ host: string, port: 1..65535 \}/);
+    expect(() => new RedisStore({ nodes: ["http://127.0.0.1:7000"] })).toThrow(/`nodes\[0\]` must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => new RedisStore({ nodes: ["redis://a:1@h:7000", "redis://b:2@h:7001"] })).toThrow(/`nodes\[1\]` must be a URL with the same scheme and credentials/);
+    expect(() => new RedisStore({ nodes: "redis://h:7000" as never })).toThrow(/`nodes` must be a non-empty array/);
   });
 });
 

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import type { Lsn } from "../lsn.js";
 import { invalidOption, RywError } from "../errors.js";
+import { Lineages, replicationId } from "./lineage.js";
+import { clusterNodes, connect, connectCluster } from "./redis-connect.js";
 import type { PositionStore, ScopeState } from "./types.js";
 import { validateScope } from "./types.js";
 
@@ -11,13 +13,34 @@ export interface RedisLike {
   on(event: "ready" | "close", listener: () => void): unknown;
   off(event: "ready" | "close", listener: () => void): unknown;
   quit(): Promise<unknown>;
+  /**
+   * An ioredis Cluster's nodes. With it, the store asks each node for its replication ID when it
+   * starts (see lineage.ts), and its first answers wait for that.
+   */
+  nodes?(role?: "all" | "master" | "slave"): Array<{ info(section: string): Promise<string> }>;
+  /** An ioredis Cluster's status: the store waits for "ready" before it asks the nodes. */
+  status?: string;
 }
 
+/** A node of a Redis Cluster, as `{ host, port }` or a `redis://` / `rediss://` URL. */
+export type RedisNodeAddress = { host: string; port: number } | string;
+
 export interface RedisStoreOptions {
-  /** Your ioredis client or Cluster. The store never closes a client it did not create. */
+  /**
+   * Your ioredis client, Cluster (`new Cluster(nodes)`) or Sentinel-managed client
+   * (`new Redis({ sentinels, name })`). The store never closes a client it did not create.
+   */
   client?: RedisLike;
   /** A Redis URL; the store creates (and later closes) its own ioredis client. Needs the `ioredis` package. */
   url?: string;
+  /**
+   * Some nodes of a Redis Cluster (any of them; the client discovers the rest): the store creates
+   * (and later closes) its own ioredis Cluster. URLs may carry a password (the same for every
+   * node) and `rediss://` for TLS; for anything else, pass your own Cluster as `client`.
+   * Not together with `url` or `client`.
+   * @example nodes: [{ host: "10.0.0.1", port: 6379 }, "redis://10.0.0.2:6379"]
+   */
+  nodes?: RedisNodeAddress[];
   /**
    * Prefix of every key, so several apps can share one Redis.
    * @default "ryw:"
@@ -30,8 +53,17 @@ export interface RedisStoreOptions {
 // clocks never decide whether an intent still counts. Positions are compared as two 32-bit halves:
 // Lua numbers are doubles, which would silently round positions above 2^53. Every call touches one
 // key, which keeps Redis Cluster happy. A key of the earlier string form (just the position) is
-// read as such, and turned into a hash by the first call that writes.
-const LIB = `
+// read as such, and turned into a hash by the first call that writes. Every reply ends with the
+// replication ID of the server that ran the script (lineage.ts: how a lost position is noticed),
+// or "" where INFO is refused.
+const LINEAGE = `
+local function lineage()
+  local info = redis.pcall('INFO', 'replication')
+  if type(info) ~= 'string' then return '' end
+  return string.match(info, 'master_replid:(%x+)') or ''
+end
+`;
+const LIB = `${LINEAGE}
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -51,8 +83,8 @@ end
 const LOOKUP = `${LIB}
 local k = KEYS[1]
 local kind = redis.call('TYPE', k).ok
-if kind == 'none' then return {false, 0, 0} end
-if kind == 'string' then return {redis.call('GET', k), 0, 0} end
+if kind == 'none' then return {false, 0, 0, lineage()} end
+if kind == 'string' then return {redis.call('GET', k), 0, 0, lineage()} end
 local now, p, pending, expired = now_ms(), false, 0, 0
 local all = redis.call('HGETALL', k)
 for i = 1, #all, 2 do
@@ -62,7 +94,7 @@ for i = 1, #all, 2 do
   elseif tonumber(all[i + 1]) > now then pending = 1
   else expired = 1 end
 end
-return {p, pending, expired}`;
+return {p, pending, expired, lineage()}`;
 // The TTL is refreshed even when the stored value wins, because a write just happened in this scope.
 const ADVANCE = `${LIB}
 local k, new = KEYS[1], ARGV[1]
@@ -76,7 +108,7 @@ end
 if raise then redis.call('HSET', k, 'p', new) end
 if ARGV[3] ~= '' then redis.call('HDEL', k, 'i:' .. ARGV[3]) end
 keep_for(k, tonumber(ARGV[2]))
-return raise and 1 or 0`;
+return {raise and 1 or 0, lineage()}`;
 // Expired intents are folded into the field `x` here ("an intent expired unresolved", kept as
 // long as the key), so a scope's hash stays as small as its writes in flight.
 const INTEND = `${LIB}
@@ -93,10 +125,10 @@ for i = 1, #all, 2 do
 end
 redis.call('HSET', k, 'i:' .. ARGV[1], now + ttl)
 keep_for(k, ttl)
-return 1`;
-const WITHDRAW = `
+return {1, lineage()}`;
+const WITHDRAW = `${LINEAGE}
 if redis.call('TYPE', KEYS[1]).ok == 'hash' then redis.call('HDEL', KEYS[1], 'i:' .. ARGV[1]) end
-return 1`;
+return {1, lineage()}`;
 const sha = (script: string) => ({ script, sha: createHash("sha1").update(script).digest("hex") });
 const SCRIPTS = { lookup: sha(LOOKUP), advance: sha(ADVANCE), intend: sha(INTEND), withdraw: sha(WITHDRAW) };
 const HEX16 = /^[0-9a-f]{16}$/;
@@ -112,26 +144,33 @@ export function redisKey(prefix: string, scope: string): string {
   return `${prefix}#${createHash("sha256").update(scope, "utf8").digest("base64url")}`;
 }
 
-/** Positions in Redis, shared by every process and app server. Raise-only, with a TTL per scope. */
+/**
+ * Positions in Redis, shared by every process and app server. Raise-only, with a TTL per scope.
+ * Works on one Redis, a Sentinel-managed one and a Redis Cluster: every call is one script on one
+ * key. A possible loss of positions (restart, reconnect, failover) is reported through `onReset`.
+ */
 export class RedisStore implements PositionStore {
   readonly #prefix: string;
   readonly #ownsClient: boolean;
   readonly #client: RedisLike | Promise<RedisLike>;
   readonly #resetListeners = new Set<() => void>();
+  readonly #lineages = new Lineages(() => this.#reset());
   #sawClose = false;
   #unhook: (() => void) | undefined;
 
   constructor(options: RedisStoreOptions) {
-    if (typeof options !== "object" || options === null) throw invalidOption("RedisStore options", "an object with `client` or `url`", options);
-    const { client, url, prefix = "ryw:" } = options;
+    if (typeof options !== "object" || options === null) throw invalidOption("RedisStore options", "an object with `client`, `url` or `nodes`", options);
+    const { client, url, nodes, prefix = "ryw:" } = options;
     if (typeof prefix !== "string" || prefix.length === 0) throw invalidOption("prefix", "a non-empty string", prefix);
-    if (client !== undefined && url !== undefined) throw invalidOption("client", "given alone, not together with `url`", "both");
-    if (client === undefined && (typeof url !== "string" || !/^rediss?:\/\//.test(url))) {
-      throw invalidOption("url", 'a redis:// or rediss:// URL (or pass `client`)', url);
+    if (client !== undefined && (url !== undefined || nodes !== undefined)) throw invalidOption("client", "given alone, not together with `url` or `nodes`", "both");
+    if (url !== undefined && nodes !== undefined) throw invalidOption("nodes", "given alone, not together with `url`", "both");
+    const cluster = nodes === undefined ? undefined : clusterNodes(nodes);
+    if (client === undefined && cluster === undefined && (typeof url !== "string" || !/^rediss?:\/\//.test(url))) {
+      throw invalidOption("url", "a redis:// or rediss:// URL (or pass `client` or `nodes`)", url);
     }
     this.#prefix = prefix;
     this.#ownsClient = client === undefined;
-    this.#client = client ? this.#hook(client) : connect(url!).then((c) => this.#hook(c));
+    this.#client = client ? this.#hook(client) : (cluster ? connectCluster(cluster) : connect(url!)).then((c) => this.#hook(c));
     // A failed import or bad URL surfaces on the first call; do not crash the process meanwhile.
     if (this.#client instanceof Promise) this.#client.catch(() => {});
   }
@@ -142,7 +181,7 @@ export class RedisStore implements PositionStore {
 
   async lookup(scope: string): Promise<ScopeState> {
     const reply = await this.#run(SCRIPTS.lookup, scope);
-    const [text, pending, expired] = Array.isArray(reply) ? reply : [];
+    const [text, pending, expired] = reply;
     if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1)) {
       throw new RywError("STORE_UNAVAILABLE", `Redis answered a lookup with ${JSON.stringify(reply)?.slice(0, 40)}.`);
     }
@@ -162,15 +201,21 @@ export class RedisStore implements PositionStore {
     await this.#run(SCRIPTS.withdraw, scope, intentId(intent));
   }
 
-  async #run(script: { script: string; sha: string }, scope: string, ...args: Array<string | number>): Promise<unknown> {
+  /** Runs a script on the scope's key; its reply without the trailing replication ID, once checked. */
+  async #run(script: { script: string; sha: string }, scope: string, ...args: Array<string | number>): Promise<unknown[]> {
     const client = await this.#client;
     const key = redisKey(this.#prefix, scope);
-    try {
-      return await client.evalsha(script.sha, 1, key, ...args);
-    } catch (error) {
+    // A script unknown to the node that owns the key (a new master after a failover, a restarted
+    // Redis) is sent in full to the same key, so to that same node.
+    const call = client.evalsha(script.sha, 1, key, ...args).catch((error: unknown) => {
       if (!String((error as Error)?.message).includes("NOSCRIPT")) throw error;
-      return await client.eval(script.script, 1, key, ...args);
-    }
+      return client.eval(script.script, 1, key, ...args);
+    });
+    const [reply] = await Promise.all([call, this.#lineages.begun]);
+    if (!Array.isArray(reply) || reply.length < 2) throw new RywError("STORE_UNAVAILABLE", `Redis answered with ${JSON.stringify(reply)?.slice(0, 40)}.`);
+    // Before the answer is returned: a reset reported here reaches the router before it uses it.
+    this.#lineages.saw(String(reply.at(-1)));
+    return reply.slice(0, -1);
   }
 
   onReset(listener: () => void): () => void {
@@ -183,8 +228,13 @@ export class RedisStore implements PositionStore {
     if (this.#ownsClient) await (await this.#client).quit().catch(() => {});
   }
 
+  #reset(): void {
+    for (const listener of this.#resetListeners) listener();
+  }
+
   // A reconnect may mean Redis restarted without persistence and lost every position, so each
   // ready-after-close is reported as a reset. A mere network blip costs a short primary period.
+  // A Cluster emits these only when it lost every node; failovers are caught by lineage.ts.
   #hook(client: RedisLike): RedisLike {
     const onClose = () => {
       this.#sawClose = true;
@@ -192,7 +242,7 @@ export class RedisStore implements PositionStore {
     const onReady = () => {
       if (!this.#sawClose) return;
       this.#sawClose = false;
-      for (const listener of this.#resetListeners) listener();
+      this.#reset();
     };
     client.on("close", onClose);
     client.on("ready", onReady);
@@ -200,8 +250,26 @@ export class RedisStore implements PositionStore {
       client.off("close", onClose);
       client.off("ready", onReady);
     };
+    if (typeof client.nodes === "function") this.#lineages.begin(() => clusterIds(client), DISCOVERY_TIMEOUT_MS);
     return client;
   }
+}
+
+// How long the first answers of a Cluster store may wait for every node's replication ID.
+const DISCOVERY_TIMEOUT_MS = 5000;
+
+/** Every reachable node's replication ID, once the Cluster is ready (it knows its nodes then). */
+async function clusterIds(client: RedisLike): Promise<string[]> {
+  if (client.status !== "ready") {
+    await new Promise<void>((resolve) => {
+      const ready = () => {
+        client.off("ready", ready);
+        resolve();
+      };
+      client.on("ready", ready);
+    });
+  }
+  return Promise.all(client.nodes!("all").map((node) => node.info("replication").then(replicationId, () => "")));
 }
 
 function ttl(ms: number): number {
@@ -212,17 +280,4 @@ function ttl(ms: number): number {
 function intentId(id: string): string {
   if (typeof id !== "string" || !/^[A-Za-z0-9._-]{0,64}$/.test(id)) throw new RywError("INVALID_OPTION", `A write intent id must be up to 64 characters of [A-Za-z0-9._-], got ${JSON.stringify(id)}.`);
   return id;
-}
-
-async function connect(url: string): Promise<RedisLike> {
-  const mod = await import("ioredis").catch((cause: unknown) => {
-    throw new RywError("STORE_UNAVAILABLE", "RedisStore with `url` needs the `ioredis` package: npm install ioredis (or pass your own `client`).", { cause });
-  });
-  // Fail fast while disconnected: the router treats a store error as "go to the primary", which
-  // beats queueing reads behind a reconnect.
-  const client = new mod.Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2000 });
-  // Connection errors reach the router through failed calls; without a listener ioredis would
-  // also print each reconnect attempt as an unhandled error event.
-  client.on("error", () => {});
-  return client as unknown as RedisLike;
 }
