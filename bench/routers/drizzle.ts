@@ -10,7 +10,8 @@ import type { ClusterInfo } from "../../test/harness/index.js";
 import type { RouterSpec } from "./types.js";
 
 type Db = ReturnType<typeof drizzle<typeof schema>>;
-const open = (url: string) => postgres(url, { max: 8, onnotice: () => {} });
+// fetch_types off, as for the postgres.js routers: see there. The bench tables have no arrays.
+const open = (url: string) => postgres(url, { max: 8, onnotice: () => {}, fetch_types: false });
 const feed = (db: Db, author: number) => db.select({ title: posts.title }).from(posts).where(eq(posts.authorId, author)).orderBy(desc(posts.id)).limit(10);
 
 /** drizzle's own `withReplicas`: reads to a random replica, no lag awareness. */
