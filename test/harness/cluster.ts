@@ -5,6 +5,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import type { PgSource } from "./pg-bin.js";
 import { findPgBin, postgresTmpdir } from "./pg-bin.js";
+import { childrenOf, isAlive, kill, readPid } from "./process.js";
 
 /**
  * A real primary with streaming replicas and a private Redis, on free ports in a temp directory.
@@ -110,10 +111,10 @@ export function stopClusterSync(info: ClusterInfo): void {
   for (const n of [...info.replicas, info.primary]) {
     if (existsSync(join(n.dataDir, "postmaster.pid"))) {
       spawnSync(...asPostgres(join(info.pgBin, "pg_ctl"), ["-D", n.dataDir, "-m", "immediate", "-w", "-t", "30", "stop"]), { stdio: "ignore" });
-      killFromPidFile(join(n.dataDir, "postmaster.pid"));
+      kill(readPid(join(n.dataDir, "postmaster.pid")));
     }
   }
-  if (info.redis) killFromPidFile(info.redis.pidFile, "SIGKILL");
+  if (info.redis) kill(readPid(info.redis.pidFile));
   rmSync(info.dir, { recursive: true, force: true });
   live.delete(info);
 }
@@ -193,21 +194,6 @@ export async function killReplica(info: ClusterInfo, replica: number): Promise<v
   await waitFor(() => children.every((child) => !isAlive(child)), 10_000, `${node.name}'s processes to exit`);
 }
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Field 4 of /proc/<pid>/stat, after the parenthesised command name, is the parent pid.
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
 /** Applies prisma/migrations/<name>/migration.sql files to the primary, in name order. */
 export async function applyMigrations(info: ClusterInfo, migrationsDir = join(import.meta.dirname, "../../prisma/migrations")): Promise<void> {
   const names = readdirSync(migrationsDir).filter((n) => existsSync(join(migrationsDir, n, "migration.sql"))).sort();
@@ -270,7 +256,7 @@ function startNode(info: ClusterInfo, n: PgNode): void {
   // After a kill -9 the old postmaster can linger as an unreaped zombie, and PostgreSQL would
   // take its lock files for a live server: remove them when that pid no longer runs a server.
   const pidFile = join(n.dataDir, "postmaster.pid");
-  if (existsSync(pidFile) && !isRunningServer(readPid(pidFile))) {
+  if (existsSync(pidFile) && !isAlive(readPid(pidFile))) {
     rmSync(pidFile, { force: true });
     rmSync(join(n.dataDir, `.s.PGSQL.${n.port}.lock`), { force: true });
   }
@@ -323,45 +309,6 @@ function which(bin: string): string | undefined {
   return out.status === 0 ? out.stdout.trim() : undefined;
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie still "exists" for kill(0) but runs nothing.
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
-function isRunningServer(pid: number | undefined): boolean {
-  return isAlive(pid);
-}
-
-function killFromPidFile(file: string, signal: NodeJS.Signals = "SIGKILL"): void {
-  const pid = readPid(file);
-  if (isAlive(pid)) {
-    try {
-      process.kill(pid!, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
 function freePorts(count: number): Promise<number[]> {
   // Hold all listeners open until every port is known, so the same port is never handed out twice.
   return new Promise((resolve, reject) => {
@@ -403,9 +350,9 @@ function sweepAbandoned(): void {
     const dir = join(base, name);
     if (isAlive(readPid(join(dir, "owner.pid")))) continue;
     for (const sub of readdirSync(dir, { withFileTypes: true })) {
-      if (sub.isDirectory()) killFromPidFile(join(dir, sub.name, "postmaster.pid"));
+      if (sub.isDirectory()) kill(readPid(join(dir, sub.name, "postmaster.pid")));
     }
-    killFromPidFile(join(dir, "redis.pid"));
+    kill(readPid(join(dir, "redis.pid")));
     rmSync(dir, { recursive: true, force: true });
   }
 }

