@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { appendFileSync, chownSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClusterInfo, PgNode } from "./cluster.js";
 import { waitFor, withSql } from "./cluster.js";
@@ -26,8 +26,11 @@ export interface FailoverOptions {
    * or `"none"` (already stopped). @default "fast"
    */
   stopOldPrimary?: "fast" | "kill" | "none";
-  /** The app's "primary address": retargeted to the new primary once it takes writes. */
-  proxy?: FaultProxy;
+  /**
+   * The app's "primary address": retargeted to the new primary once it takes writes. A fault
+   * proxy, or anything that moves an address (a proxy in another process); awaited.
+   */
+  proxy?: Pick<FaultProxy, "retarget"> | { retarget(port: number): Promise<unknown> };
   /**
    * Make the remaining replicas follow the new primary: repointed (a timeline switch), or, when
    * one has replayed past the switch point and cannot follow, re-cloned with pg_basebackup.
@@ -75,7 +78,7 @@ export async function failover(info: ClusterInfo, options: FailoverOptions): Pro
   const { timeline, switchLsn } = await timelineOf(promoted);
   const tPromote = performance.now();
 
-  options.proxy?.retarget(promoted.port);
+  await options.proxy?.retarget(promoted.port);
   const tRetarget = performance.now();
 
   const followers: FailoverResult["followers"] = [];
@@ -182,6 +185,10 @@ export async function reclone(info: ClusterInfo, node: PgNode, primary: PgNode):
   }
   rmSync(node.dataDir, { recursive: true, force: true });
   await run(basebackup, ["-d", `host=127.0.0.1 port=${primary.port} user=postgres application_name=${node.name}`, "-D", node.dataDir, "-R", "-X", "stream", "-c", "fast", "--no-sync"]);
+  // The harness puts each server's socket in its data directory, and pg_basebackup copies the
+  // socket lock files there: a lock of a server whose pid is still alive (or reused) would make
+  // this one refuse to start.
+  for (const entry of readdirSync(node.dataDir)) if (entry.startsWith(".s.PGSQL.")) rmSync(join(node.dataDir, entry), { force: true });
   // The copy carries the primary's port and socket directory: later lines win.
   appendFileSync(join(node.dataDir, "postgresql.conf"), `\nlisten_addresses = '127.0.0.1'\nport = ${node.port}\nunix_socket_directories = '${node.dataDir}'\ninclude_if_exists = 'ryw-harness.conf'\n`);
   const harnessConf = join(node.dataDir, "ryw-harness.conf");
