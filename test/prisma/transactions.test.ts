@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runWithScope } from "@ryw/prisma";
+import { MemoryStore, runWithScope } from "@ryw/prisma";
 import { pauseReplay, resumeReplay, waitForReplicas } from "../harness/index.js";
 import { captures, closeServers, cluster, makeClient, seedUser, unique, where, FORMS as CLIENT_FORMS } from "./helpers.js";
 
@@ -23,6 +23,21 @@ describe.each(CLIENT_FORMS)("%s", (form) => {
   });
 
   describe("transactions", () => {
+    it("interactive and batch: the position captured after the commit is stored with the timeline the primary reported with it", async () => {
+      // What lets another app server notice a PostgreSQL failover before its tracker polls (core's Rule 3).
+      const store = new MemoryStore();
+      const own = await makeClient({ store, speculate: false }, form);
+      try {
+        const [itx, batch] = [unique("itx-tl"), unique("batch-tl")];
+        await runWithScope(itx, () => own.db.$transaction(async (tx) => tx.post.create({ data: { authorId: author, title: itx } })));
+        await runWithScope(batch, () => own.db.$transaction([own.db.post.create({ data: { authorId: author, title: batch } }), own.db.post.count()]));
+        for (const scope of [itx, batch]) expect(await store.lookup(scope)).toMatchObject({ pending: false, timeline: own.rw.ryw.tracker.timeline!.id });
+        expect(own.rw.ryw.tracker.timeline!.id).toBeGreaterThanOrEqual(1);
+      } finally {
+        await own.close();
+      }
+    });
+
     it("interactive: runs wholly on the primary, captures the position once, and the next read sees it", async () => {
       await pauseReplay(cluster, 0);
       try {

@@ -21,6 +21,8 @@ import type { ReplicaStatus, ReplicaTracker } from "./tracker.js";
  * - `replica-failed`: the replica failed with a connection error; retried on the primary.
  * - `write-in-flight`: a write of this scope was acknowledged but its position is not in the
  *   store yet, and the primary's current position could not be read: primary.
+ * - `timeline-ahead`: a write of this scope was made on a newer PostgreSQL timeline than the
+ *   tracker knows (a failover), and the primary could not confirm it: primary.
  */
 export type RouteReason =
   | "no-scope"
@@ -38,7 +40,8 @@ export type RouteReason =
   | "strategy-primary"
   | "forced-primary"
   | "replica-failed"
-  | "write-in-flight";
+  | "write-in-flight"
+  | "timeline-ahead";
 
 export type Target = { readonly kind: "primary" } | { readonly kind: "replica"; readonly index: number; readonly name: string };
 
@@ -110,7 +113,7 @@ export interface RywStats {
   replicas: Array<{ name: string; status: ReplicaStatus; position: string | undefined; lagBytes: number | undefined; lagMs: number | undefined }>;
 }
 
-const FALLBACK_REASONS = new Set<RouteReason>(["lagging", "store-unavailable", "no-healthy-replica", "record-failed", "invalid-token", "token-ahead", "replica-failed", "write-in-flight"]);
+const FALLBACK_REASONS = new Set<RouteReason>(["lagging", "store-unavailable", "no-healthy-replica", "record-failed", "invalid-token", "token-ahead", "replica-failed", "write-in-flight", "timeline-ahead"]);
 
 /** Whether a read with this reason wanted a replica and ended on the primary (`stats().fallbacks`). */
 export function isFallback(reason: RouteReason): boolean {

@@ -8,6 +8,8 @@ export interface RecorderOptions {
   pins: Pins;
   /** Reads the primary's current position; any position read after a commit is at or past it. */
   capture: () => Promise<Lsn>;
+  /** The timeline a recorded position was read on, when known: stored with it (router.ts, Rule 3). */
+  timelineOf: (value: Lsn) => number | undefined;
   recordTimeoutMs: number;
   onRecorded: (scope: string, value: Lsn) => void;
   onError: (error: unknown, scope: string, source: "record" | "capture") => void;
@@ -47,6 +49,11 @@ const MAX_BACKOFF_MS = 100;
  *   for a replica whose lag is known to be under `ttlMs/2`, the same bound as for a scope whose
  *   key expired (see the router's `#eligible`), which has replayed that commit. The store keeps
  *   the "expired unresolved" mark as long as the scope's key lives.
+ * A record also carries the timeline its position was read on (when known), and the store keeps
+ * the scope's newest one: a reader whose tracker has not seen that timeline (a failover since its
+ * last primary poll) first polls the primary (the router's Rule 3). In the pending case the
+ * fresh primary read does the same. So a reader never judges a write of the new timeline by
+ * replicas of the old one, which may have replayed WAL the new primary never had.
  * A store reset (positions and intents lost) is covered by the router's floor, as before. A
  * failed or slow `intend` falls back to the sequential record below, so a write is never
  * acknowledged on an intent that the store did not confirm. An intent whose write did not commit
@@ -91,7 +98,7 @@ export class Recorder {
       const step = value === undefined ? "capture" : "record";
       try {
         value ??= await withTimeout(o.capture(), Math.max(1, deadline - Date.now()), "position capture");
-        await o.store.advance(scope, value, ttlMs, Math.max(1, deadline - Date.now()), intent?.id);
+        await o.store.advance(scope, value, ttlMs, Math.max(1, deadline - Date.now()), intent?.id, o.timelineOf(value));
         o.onRecorded(scope, value);
         return;
       } catch (error) {

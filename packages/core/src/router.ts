@@ -2,7 +2,7 @@ import type { Lsn } from "./lsn.js";
 import { maxLsn, toLsn } from "./lsn.js";
 import { invalidOption, isRywError, RywError } from "./errors.js";
 import type { SqlRunner } from "./sql.js";
-import { capturePosition, lsnFromRow, PRIMARY_POLL_SQL, timelineFromRow } from "./position.js";
+import { capturePosition, lsnFromRow, PRIMARY_POLL_SQL, timelineFromRow, timelineOf } from "./position.js";
 import type { PositionStore, ScopeState } from "./store/types.js";
 import { MemoryStore } from "./store/memory.js";
 import { GuardedStore } from "./store/guard.js";
@@ -135,6 +135,15 @@ export interface ReadOptions {
   scope?: string | undefined;
 }
 
+export interface RecordOptions extends ReadOptions {
+  /**
+   * The timeline the primary reported in the same statement as `position`
+   * (`PRIMARY_POLL_SQL`, `timelineFromRow`): stored with it, so that other app servers learn of
+   * a failover before they poll the new primary. Unknown when absent.
+   */
+  timeline?: number | undefined;
+}
+
 export interface Ryw {
   /**
    * Runs a read where it is safe: `run` gets the chosen target and executes the query there.
@@ -151,7 +160,7 @@ export interface Ryw {
    * rejects because of the store. A record that missed the deadline keeps the scope on the primary
    * in this process, retries in the background, and is reported as an `unshared` event.
    */
-  recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void>;
+  recordWrite(position: Lsn | string, options?: RecordOptions): Promise<void>;
   /** Captures the primary's position (after a commit) and records it, like `recordWrite`. Never rejects. */
   afterWrite(options?: ReadOptions): Promise<void>;
   /**
@@ -182,9 +191,10 @@ export interface Ryw {
 export interface PendingWrite {
   /**
    * The write committed, or may have: resolves when it may be acknowledged. Pass the position
-   * when it was captured on the write's own connection after the commit. Never rejects.
+   * when it was captured on the write's own connection after the commit, and its timeline when
+   * it was read with it (`PRIMARY_POLL_SQL`, `timelineFromRow`). Never rejects.
    */
-  done(position?: Lsn | string): Promise<void>;
+  done(position?: Lsn | string, timeline?: number): Promise<void>;
   /** Nothing was committed (a rollback, or an error before the commit). */
   abandon(): void;
 }
@@ -304,16 +314,17 @@ class Router implements Ryw {
       retry: async (scope, value) => {
         // As long as a record may wait: a store slower than storeTimeoutMs would otherwise apply
         // every retry and never let this process know.
-        await this.#store.advance(scope, value, this.strategy === "time-window" ? this.#windowMs : this.#ttlMs, Math.max(storeTimeoutMs, recordTimeoutMs));
+        await this.#store.advance(scope, value, this.strategy === "time-window" ? this.#windowMs : this.#ttlMs, Math.max(storeTimeoutMs, recordTimeoutMs), undefined, this.#timelineOf(value));
         this.#telemetry.emit({ type: "record", scope, position: value });
       },
-      capture: () => capturePosition(this.#primary),
+      capture: () => this.#capture(),
       onError: (error, scope) => this.#telemetry.emit({ type: "error", source: "record", error, scope }),
     });
     this.#recorder = new Recorder({
       store: this.#store,
       pins: this.#pins,
-      capture: () => capturePosition(this.#primary),
+      capture: () => this.#capture(),
+      timelineOf: (value) => this.#timelineOf(value),
       recordTimeoutMs,
       onRecorded: (scope, position) => this.#telemetry.emit({ type: "record", scope, position }),
       onError: (error, scope, source) => this.#telemetry.emit({ type: "error", source, error, scope }),
@@ -338,8 +349,10 @@ class Router implements Ryw {
     return (await this.#read(async () => undefined, options)).decision;
   }
 
-  async recordWrite(position: Lsn | string, options?: ReadOptions): Promise<void> {
-    await this.#record(toLsn(position), options);
+  async recordWrite(position: Lsn | string, options?: RecordOptions): Promise<void> {
+    const lsn = toLsn(position);
+    this.#noteGivenTimeline(lsn, options?.timeline);
+    await this.#record(lsn, options);
   }
 
   async afterWrite(options?: ReadOptions): Promise<void> {
@@ -369,7 +382,10 @@ class Router implements Ryw {
     const ctx = currentContext();
     const scope = options?.scope ?? ctx?.scope;
     if (scope === undefined || this.strategy !== "lsn" || !this.#store.intents) {
-      return { done: (position) => (position === undefined ? this.afterWrite({ scope }) : this.recordWrite(position, { scope })), abandon() {} };
+      return {
+        done: (position, timeline) => (position === undefined ? this.afterWrite({ scope }) : this.recordWrite(position, { scope, timeline: timelineOf(timeline) })),
+        abandon() {},
+      };
     }
     const id = `${this.#intentPrefix}.${(++this.#intentSeq).toString(36)}`;
     const sentAt = Date.now();
@@ -382,10 +398,12 @@ class Router implements Ryw {
     );
     let settled = false;
     return {
-      done: async (position) => {
+      done: async (position, timeline) => {
         if (settled) return;
         settled = true;
         const lsn = position === undefined ? undefined : toLsn(position);
+        // done() never rejects: a timeline that is not one is unknown.
+        this.#noteGivenTimeline(lsn, timelineOf(timeline));
         const applied = await intent;
         const known = ctx && ctx.scope === scope ? ctx.known : undefined;
         if (applied && Date.now() - sentAt <= this.#ttlMs * INTENT_SHARE_OF_TTL) {
@@ -454,8 +472,23 @@ class Router implements Ryw {
     return withTimeout(read, Math.max(1, this.#recordTimeoutMs), "position capture");
   }
 
+  /** A position and the timeline the caller read with it (recordWrite, PendingWrite.done). */
+  #noteGivenTimeline(lsn: Lsn | undefined, timeline: number | undefined): void {
+    if (lsn === undefined || timeline === undefined) return;
+    if (timelineOf(timeline) === undefined) throw invalidOption("timeline", "a positive integer (a PostgreSQL timeline id)", timeline);
+    this.#noteTimeline(lsn, timeline);
+  }
+
+  /** The timeline a position was read on, if this router read it with one. Never for write times. */
+  #timelineOf(value: Lsn): number | undefined {
+    return this.strategy === "time-window" ? undefined : this.#timelines.get(value);
+  }
+
   #noteTimeline(lsn: Lsn, timeline: number | undefined): void {
     if (timeline === undefined) return;
+    // The primary said so in the same statement: the tracker may not have polled it since a
+    // failover, and Rule 1 (tracker.ts) must hold for this process's reads right away.
+    this.tracker.notePrimaryTimeline(timeline, lsn);
     const had = this.#timelines.get(lsn);
     if (had !== undefined && had >= timeline) return;
     this.#timelines.delete(lsn);
@@ -630,12 +663,17 @@ class Router implements Ryw {
     const lookup = this.#store.lookup(scope);
     const candidates = this.#speculate && !(ctx?.scope === scope && ctx.known.unresolved) ? this.#eligible(known, true) : [];
     if (candidates.length > 0) {
+      const timelineAtPick = this.tracker.timeline?.id;
       const pick = this.#choose(keepingUp(candidates, 2 * this.tracker.intervalMs));
       const attempt = this.#attempt(run, pick);
       const state = await this.#lookup(lookup, resets);
       if (state === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+      if (this.#timelineAhead(state.timeline) && (await this.#stillAhead(state.timeline!))) return this.#onPrimary(run, "timeline-ahead", scope, known);
       const required = state.pending ? await this.#freshRequired(known, state, startedAt, primaryAtStart, scope, resets) : maxLsn(known, state.position);
       if (typeof required === "string") return this.#onPrimary(run, required, scope, known);
+      // The tracker moved to a newer timeline meanwhile (Rule 3, or the fresh primary read of a
+      // pending intent): the pick was chosen by Rule 1 of the old one.
+      if (this.tracker.timeline?.id !== timelineAtPick) return this.#routeRequired(run, scope, required, "no-token", true, state.expired === true || seenExpired);
       // The pick's position was sampled before its query started, so the query sees at least that;
       // with no position to reach, the pick was chosen among replicas recent enough (#eligible),
       // which is also what an intent that expired unresolved asks for on top of its position.
@@ -646,9 +684,34 @@ class Router implements Ryw {
     }
     const state = await this.#lookup(lookup, resets);
     if (state === null) return this.#onPrimary(run, "store-unavailable", scope, known);
+    if (this.#timelineAhead(state.timeline) && (await this.#stillAhead(state.timeline!))) return this.#onPrimary(run, "timeline-ahead", scope, known);
     const required = state.pending ? await this.#freshRequired(known, state, startedAt, primaryAtStart, scope, resets) : maxLsn(known, state.position);
     if (typeof required === "string") return this.#onPrimary(run, required, scope, known);
     return this.#routeRequired(run, scope, required, "no-token", true, state.expired === true || seenExpired);
+  }
+
+  /**
+   * Rule 3 (a failover that this process has not seen yet). A write recorded with a timeline
+   * newer than the tracker's was made on a primary that this tracker has not polled since the
+   * failover: its Rule 1 (tracker.ts) still admits replicas of the old timeline, and one that
+   * replayed WAL past the switch point (WAL the new primary never had) can be numerically at or
+   * past that write's position without having it. Stores keep the newest timeline of a scope's
+   * records, and every write of the scope that was acknowledged before this read began is in it
+   * (or its intent is, which takes a primary position read after the lookup: #freshRequired),
+   * so the timeline read here is at least that of each of them. Such a read first makes the
+   * tracker poll the primary; if the tracker is still behind, it goes to the primary. Records
+   * without a timeline (a store that keeps none, a position given without one) leave only the
+   * tracker's polls to notice, one `intervalMs` at most after the new primary answers.
+   */
+  #timelineAhead(timeline: number | undefined): boolean {
+    if (timeline === undefined) return false;
+    const known = this.tracker.timeline;
+    return known === undefined || timeline > known.id;
+  }
+
+  async #stillAhead(timeline: number): Promise<boolean> {
+    await this.tracker.refreshPrimary();
+    return this.#timelineAhead(timeline);
   }
 
   /**
@@ -670,7 +733,7 @@ class Router implements Ryw {
     for (let attempt = 0; attempt < RELOOKUPS; attempt++) {
       if (attempt > 0) await sleep(RELOOKUP_PAUSE_MS);
       const again = await this.#lookup(this.#store.lookup(scope), resets);
-      if (again === null || again.expired) break;
+      if (again === null || again.expired || this.#timelineAhead(again.timeline)) break;
       if (!again.pending) return maxLsn(known, again.position) ?? "write-in-flight";
     }
     const fresh = await freshRead;

@@ -233,7 +233,9 @@ export class ReplicaTracker {
    * (no `pg_read_all_stats`): it may then stay out until its next restartpoint on the new timeline,
    * never wrongly in. Before the primary's timeline is known (no poll answered yet, or no primary
    * runner) the rule cannot apply; neither can it for the time between a promotion and this
-   * tracker's next primary poll (one `intervalMs`): see the README, "Failure policy".
+   * tracker's next primary poll (one `intervalMs`), unless something tells the tracker sooner: a
+   * position captured with its timeline (notePrimaryTimeline), or a scope's record in the store
+   * carrying a newer timeline (the router's Rule 3). See the README, "Failure policy".
    */
   #onPrimaryTimeline(r: Replica): boolean {
     const primary = this.#timeline?.id;
@@ -312,6 +314,14 @@ export class ReplicaTracker {
     // Positions of the old timeline past the switch point were never written on this one: the
     // primary's position starts again from what the new primary reports.
     this.#primaryPosition = lsn;
+  }
+
+  /**
+   * Records the timeline the primary reported with `lsn` outside a poll (a position captured
+   * after a write): a newer one applies at once, as if a poll had answered it.
+   */
+  notePrimaryTimeline(id: number, lsn: Lsn): void {
+    this.#noteTimeline(id, lsn);
   }
 
   /** Records a position the primary is known to have reached, e.g. one captured after a write. */

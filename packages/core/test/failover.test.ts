@@ -25,23 +25,24 @@ interface App {
 
 const open = (url: string) => postgres(url, { max: 4, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
 
-async function app(own: ClusterInfo): Promise<App> {
+/** `bIntervalMs`: app server b's primary poll interval (a's is 50 ms). */
+async function app(own: ClusterInfo, bIntervalMs = 50): Promise<App> {
   const proxy = await startProxy({ port: own.primary.port });
   const primary = open(proxy.url("postgres"));
   const replicas = own.replicas.map((r) => open(r.url));
   const stores: RedisStore[] = [];
-  const router = () => {
+  const router = (intervalMs = 50) => {
     const store = new RedisStore({ url: own.redis!.url });
     stores.push(store);
     return createRyw({
       primary: postgresJsRunner(primary),
       replicas: own.replicas.map((r, i) => ({ name: r.name, query: postgresJsRunner(replicas[i]!), watch: postgresJsWatch(replicas[i]!) })),
       store,
-      tracker: { intervalMs: 50 },
+      tracker: { intervalMs },
     });
   };
   const a = router();
-  const b = router();
+  const b = router(bIntervalMs);
   await Promise.all([a.ready(), b.ready()]);
   const ports = new Map([[own.primary.port, "old-primary"], ...own.replicas.map((r) => [r.port, r.name] as const)]);
   return {
@@ -57,13 +58,13 @@ async function app(own: ClusterInfo): Promise<App> {
 }
 
 /** A private cluster (migrated, replicas caught up) and the app on it, both stopped when `fn` ends. */
-async function withApp(fn: (x: App, own: ClusterInfo) => Promise<void>): Promise<void> {
+async function withApp(fn: (x: App, own: ClusterInfo) => Promise<void>, bIntervalMs?: number): Promise<void> {
   const own = await startCluster({ replicas: 2, redis: true });
   let x: App | undefined;
   try {
     await applyMigrations(own);
     await waitForReplicas(own);
-    x = await app(own);
+    x = await app(own, bIntervalMs);
     await fn(x, own);
   } finally {
     await x?.close();
@@ -254,6 +255,41 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       expect(counts.onR1).toBe(0);
       expect(counts.stale).toBe(0);
     }));
+
+  it("a write on the new timeline, read back on an app server that has not polled since the failover, is never served by a replica of the old timeline (Rule 3)", () =>
+    withApp(async (x, own) => {
+      // r0 stops receiving; r1 keeps streaming and replays WAL that r0, promoted, will never have.
+      await detachReplica(own.replicas[0]!);
+      await x.primary`insert into "User" (email) select 'gone-' || g || ${email()} from generate_series(1, 5000) g`;
+      await waitForReplicas({ ...own, replicas: [own.replicas[1]!] });
+      // App server b samples r1 there, then polls no more: the failover falls between its polls.
+      await x.b.tracker.refresh();
+      expect(x.b.tracker.timeline?.id).toBe(1);
+      const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy, others: "leave" });
+      promoted.set(x, "r0");
+      report("Rule 3", result);
+      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      const [r1] = await withSql(own.replicas[1]!.url, (sql) => sql`select pg_last_wal_replay_lsn()::text as replay`);
+      const counts = { reads: 0, onR1: 0, stale: 0, belowR1: 0 };
+      for (let i = 0; i < 10; i++) {
+        const scope = `rule3-${i}`;
+        // Written through a, whose capture reads the new timeline with the position.
+        const address = await write(x, x.a, scope);
+        const [pos] = await x.primary`select pg_current_wal_insert_lsn() <= ${r1!.replay}::pg_lsn as below`;
+        if (pos!.below) counts.belowR1++;
+        const got = await readBack(x, x.b, scope, address);
+        counts.reads++;
+        if (got.server === "r1") counts.onR1++;
+        if (!got.found) counts.stale++;
+      }
+      console.log(`[failover] Rule 3: ${JSON.stringify({ r1Replay: r1!.replay, bTimeline: x.b.tracker.timeline?.id, ...counts })}`);
+      // The writes sit numerically below what r1 replayed, on a timeline r1 never saw.
+      expect(counts.belowR1).toBe(10);
+      expect(counts.onR1).toBe(0);
+      expect(counts.stale).toBe(0);
+      // b learned the new timeline from the store's record, not from a poll of its own.
+      expect(x.b.tracker.timeline?.id).toBe(result.timeline);
+    }, 600_000));
 
   it("a commit token from the old timeline is clamped to the new one (Rule 2); a token without a timeline stays on the primary", () =>
     withApp(async (x, own) => {

@@ -257,6 +257,18 @@ describe("options", () => {
     expect(() => createRyw({ ...base, primary: "postgres://x" as never })).toThrow(/`primary` must be a function/);
     expect(() => createRyw({ ...base, store: {} as never })).toThrow(/`store` must be a PositionStore/);
   });
+
+  it("recordWrite stores the timeline it is given, and names one that is not a timeline", async () => {
+    const store = new MemoryStore();
+    const ryw = await make({ store });
+    const s = scope();
+    await runWithScope(s, () => ryw.recordWrite("0/100", { timeline: 1 }));
+    expect(await store.lookup(s)).toMatchObject({ position: 0x100n, timeline: 1 });
+    for (const timeline of [0, -1, 1.5, "two" as never]) {
+      await expect(runWithScope(s, () => ryw.recordWrite("0/200", { timeline }))).rejects.toThrow(/`timeline` must be a positive integer \(a PostgreSQL timeline id\), got/);
+    }
+    expect(await store.lookup(s)).toMatchObject({ position: 0x100n, timeline: 1 });
+  });
 });
 
 describe("speculation", () => {

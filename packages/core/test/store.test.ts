@@ -111,6 +111,25 @@ function storeSuite(name: string, make: (prefix: string) => PositionStore) {
       });
     });
 
+    it("keeps the newest timeline recorded, apart from the position, and never takes it for an intent", async () => {
+      const scope = uniq("timeline");
+      await store.advance(scope, 10n, 60_000);
+      expect(await store.lookup!(scope)).toEqual({ position: 10n, pending: false, expired: false });
+      await store.advance(scope, 12n, 60_000, undefined, 2);
+      // A record of an older timeline, or of none, lowers neither the timeline nor the position.
+      await store.advance(scope, 11n, 60_000, undefined, 1);
+      await store.advance(scope, 9n, 60_000);
+      expect(await store.lookup!(scope)).toEqual({ position: 12n, pending: false, expired: false, timeline: 2 });
+      // A newer timeline with a lower position (WAL past the switch point was lost): both kept
+      // as maxima, so the scope asks for the higher position on the newer timeline.
+      await store.intend!(scope, "w", 60_000);
+      await store.advance(scope, 11n, 60_000, "w", 3);
+      expect(await store.lookup!(scope)).toEqual({ position: 12n, pending: false, expired: false, timeline: 3 });
+      // A later intent's sweep of expired intents leaves the timeline alone.
+      await store.intend!(scope, "next", 60_000);
+      expect(await store.lookup!(scope)).toEqual({ position: 12n, pending: true, expired: false, timeline: 3 });
+    });
+
     it("isolates prefixes", async () => {
       const other = make("ryw-other:");
       const scope = uniq("shared-name");

@@ -1,10 +1,11 @@
 import type { Ryw } from "@ryw/core";
-import { CURRENT_POSITION_SQL, getScope } from "@ryw/core";
+import { getScope, PRIMARY_POLL_SQL, timelineFromRow } from "@ryw/core";
 import { rowsOf, statement } from "./driver.js";
 import { currentOperation } from "./operation.js";
 import type { CommitHooks } from "./transaction.js";
 
-const POSITION = statement(CURRENT_POSITION_SQL);
+// With its timeline, so that other app servers learn of a failover from the store (core's Rule 3).
+const POSITION = statement(PRIMARY_POLL_SQL);
 
 /**
  * Records each committed transaction once, after its outermost commit: interactive and batch
@@ -28,16 +29,16 @@ export function commitHooks(ryw: Ryw): CommitHooks {
       const write = op?.write;
       if (op) op.write = undefined;
       return async (position) => {
-        if (write) await write.done(position);
+        if (write) await write.done(position?.lsn, position?.timeline);
         else if (position === undefined) await ryw.afterWrite();
-        else await ryw.recordWrite(position);
+        else await ryw.recordWrite(position.lsn, { timeline: position.timeline });
         if (op) op.unrecorded -= covered;
       };
     },
     async capture(query) {
       try {
-        const lsn = rowsOf(await query(POSITION))[0]?.lsn;
-        return typeof lsn === "string" ? lsn : undefined;
+        const row = rowsOf(await query(POSITION))[0];
+        return typeof row?.lsn === "string" ? { lsn: row.lsn, timeline: timelineFromRow(row) } : undefined;
       } catch {
         return undefined;
       }

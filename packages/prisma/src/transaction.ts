@@ -5,17 +5,23 @@ export interface CommitHooks {
    * Called once the outermost commit is about to finish: returns what records it, or `undefined`
    * when it needs no record (no scope, or only reads ran in it).
    */
-  prepare(): ((position: string | undefined) => Promise<void>) | undefined;
+  prepare(): ((position: Captured | undefined) => Promise<void>) | undefined;
   /**
    * Reads the position right after `COMMIT`, on the transaction's own connection. Returns
    * `undefined` when it could not; never throws.
    */
-  capture(query: (query: SqlQuery) => Promise<SqlResultSet>): Promise<string | undefined>;
+  capture(query: (query: SqlQuery) => Promise<SqlResultSet>): Promise<Captured | undefined>;
   /**
    * A statement that may have written ran on the primary outside a transaction and outside any
    * ryw operation: records the position after it for the current scope. Never throws.
    */
   wrote(): Promise<void>;
+}
+
+/** A position read after a commit, with the timeline the primary reported in the same statement. */
+export interface Captured {
+  lsn: string;
+  timeline: number | undefined;
 }
 
 const COMMIT = /^\s*commit\b/i;

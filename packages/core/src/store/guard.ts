@@ -43,8 +43,8 @@ export class GuardedStore {
   }
 
   /** Never skipped. `timeoutMs` bounds this call alone. @default the store timeout */
-  advance(scope: string, value: Lsn, ttlMs: number, timeoutMs = this.#timeoutMs, intent?: string): Promise<void> {
-    return this.#call(() => this.store.advance(scope, value, ttlMs, intent), "advance", timeoutMs);
+  advance(scope: string, value: Lsn, ttlMs: number, timeoutMs = this.#timeoutMs, intent?: string, timeline?: number): Promise<void> {
+    return this.#call(() => this.store.advance(scope, value, ttlMs, intent, timeline), "advance", timeoutMs);
   }
 
   /** Never skipped: a write waits for it (or for its record, when it fails). */

@@ -19,6 +19,8 @@ interface Entry {
   intents?: Map<string, number>;
   /** An intent expired unresolved while this entry lived. */
   expired?: boolean;
+  /** The newest timeline recorded. */
+  timeline?: number;
 }
 
 /**
@@ -28,7 +30,7 @@ interface Entry {
 export class MemoryStore implements PositionStore {
   readonly #entries = new Map<string, Entry>();
   readonly #maxEntries: number;
-  #floor: { value: Lsn | undefined; expiresAt: number; pendingUntil: number; expired: boolean } | undefined;
+  #floor: { value: Lsn | undefined; expiresAt: number; pendingUntil: number; expired: boolean; timeline: number } | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     const maxEntries = options.maxEntries ?? 10_000;
@@ -44,14 +46,15 @@ export class MemoryStore implements PositionStore {
     return this.#state(scope);
   }
 
-  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string): Promise<void> {
+  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string, timeline?: number): Promise<void> {
     validateScope(scope);
     const now = Date.now();
     const current = this.#live(scope, now);
     const keep = current?.value !== undefined && current.value > value ? current.value : value;
     const intents = current?.intents;
     if (intent !== undefined) intents?.delete(intent);
-    this.#put(scope, { value: keep, expiresAt: Math.max(now + ttlMs, latest(intents)), ...(intents?.size ? { intents } : {}), ...(current?.expired ? { expired: true } : {}) }, now);
+    const newest = Math.max(current?.timeline ?? 0, timeline ?? 0);
+    this.#put(scope, { value: keep, expiresAt: Math.max(now + ttlMs, latest(intents)), ...(intents?.size ? { intents } : {}), ...(current?.expired ? { expired: true } : {}), ...(newest > 0 ? { timeline: newest } : {}) }, now);
   }
 
   async intend(scope: string, intent: string, ttlMs: number): Promise<void> {
@@ -60,7 +63,7 @@ export class MemoryStore implements PositionStore {
     const current = this.#live(scope, now);
     const intents = current?.intents ?? new Map<string, number>();
     intents.set(intent, now + ttlMs);
-    this.#put(scope, { value: current?.value, expiresAt: Math.max(current?.expiresAt ?? 0, now + ttlMs), intents, ...(current?.expired ? { expired: true } : {}) }, now);
+    this.#put(scope, { value: current?.value, expiresAt: Math.max(current?.expiresAt ?? 0, now + ttlMs), intents, ...(current?.expired ? { expired: true } : {}), ...(current?.timeline ? { timeline: current.timeline } : {}) }, now);
   }
 
   async withdraw(scope: string, intent: string): Promise<void> {
@@ -82,9 +85,12 @@ export class MemoryStore implements PositionStore {
     let expired = entry?.expired === true;
     const floor = this.#floor && this.#floor.expiresAt > now ? this.#floor : undefined;
     if (floor?.value !== undefined && (position === undefined || floor.value > position)) position = floor.value;
-    if (floor && floor.pendingUntil > now) return { position, pending: true, expired };
+    // The floor's timeline is that of the newest evicted entry, like its position.
+    const timeline = Math.max(entry?.timeline ?? 0, floor?.timeline ?? 0);
+    const withTimeline = (state: ScopeState): ScopeState => (timeline > 0 ? { ...state, timeline } : state);
+    if (floor && floor.pendingUntil > now) return withTimeline({ position, pending: true, expired });
     if (floor && (floor.expired || floor.pendingUntil > 0)) expired = true;
-    return { position, pending, expired };
+    return withTimeline({ position, pending, expired });
   }
 
   #live(scope: string, now: number): Entry | undefined {
@@ -123,6 +129,7 @@ export class MemoryStore implements PositionStore {
       expiresAt: Math.max(floor?.expiresAt ?? 0, entry.expiresAt),
       pendingUntil: Math.max(floor?.pendingUntil ?? 0, latest(entry.intents)),
       expired: (floor?.expired ?? false) || entry.expired === true,
+      timeline: Math.max(floor?.timeline ?? 0, entry.timeline ?? 0),
     };
   }
 }

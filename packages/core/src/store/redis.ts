@@ -55,7 +55,7 @@ export interface RedisStoreOptions {
 // key, which keeps Redis Cluster happy. A key of the earlier string form (just the position) is
 // read as such, and turned into a hash by the first call that writes. Every reply ends with the
 // replication ID of the server that ran the script (lineage.ts: how a lost position is noticed),
-// or "" where INFO is refused.
+// or "" where INFO is refused. Field `t` holds the newest PostgreSQL timeline recorded (types.ts).
 const LINEAGE = `
 local function lineage()
   local info = redis.pcall('INFO', 'replication')
@@ -83,18 +83,19 @@ end
 const LOOKUP = `${LIB}
 local k = KEYS[1]
 local kind = redis.call('TYPE', k).ok
-if kind == 'none' then return {false, 0, 0, lineage()} end
-if kind == 'string' then return {redis.call('GET', k), 0, 0, lineage()} end
-local now, p, pending, expired = now_ms(), false, 0, 0
+if kind == 'none' then return {false, 0, 0, 0, lineage()} end
+if kind == 'string' then return {redis.call('GET', k), 0, 0, 0, lineage()} end
+local now, p, pending, expired, tli = now_ms(), false, 0, 0, 0
 local all = redis.call('HGETALL', k)
 for i = 1, #all, 2 do
   local f = all[i]
   if f == 'p' then p = all[i + 1]
+  elseif f == 't' then tli = tonumber(all[i + 1])
   elseif f == 'x' then expired = 1
   elseif tonumber(all[i + 1]) > now then pending = 1
   else expired = 1 end
 end
-return {p, pending, expired, lineage()}`;
+return {p, pending, expired, tli, lineage()}`;
 // The TTL is refreshed even when the stored value wins, because a write just happened in this scope.
 const ADVANCE = `${LIB}
 local k, new = KEYS[1], ARGV[1]
@@ -107,6 +108,7 @@ if cur and string.len(cur) == 16 then
 end
 if raise then redis.call('HSET', k, 'p', new) end
 if ARGV[3] ~= '' then redis.call('HDEL', k, 'i:' .. ARGV[3]) end
+if ARGV[4] ~= '' and tonumber(ARGV[4]) > tonumber(redis.call('HGET', k, 't') or '0') then redis.call('HSET', k, 't', ARGV[4]) end
 keep_for(k, tonumber(ARGV[2]))
 return {raise and 1 or 0, lineage()}`;
 // Expired intents are folded into the field `x` here ("an intent expired unresolved", kept as
@@ -118,7 +120,7 @@ local now = now_ms()
 local all = redis.call('HGETALL', k)
 for i = 1, #all, 2 do
   local f = all[i]
-  if f ~= 'p' and f ~= 'x' and tonumber(all[i + 1]) <= now then
+  if f ~= 'p' and f ~= 'x' and f ~= 't' and tonumber(all[i + 1]) <= now then
     redis.call('HDEL', k, f)
     redis.call('HSET', k, 'x', '1')
   end
@@ -181,16 +183,18 @@ export class RedisStore implements PositionStore {
 
   async lookup(scope: string): Promise<ScopeState> {
     const reply = await this.#run(SCRIPTS.lookup, scope);
-    const [text, pending, expired] = reply;
-    if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1)) {
+    const [text, pending, expired, timeline] = reply;
+    if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1) || !Number.isInteger(timeline) || (timeline as number) < 0) {
       throw new RywError("STORE_UNAVAILABLE", `Redis answered a lookup with ${JSON.stringify(reply)?.slice(0, 40)}.`);
     }
     if (text !== null && !HEX16.test(text)) throw new RywError("STORE_UNAVAILABLE", `Redis key for scope holds an unexpected value ${JSON.stringify(text.slice(0, 20))}.`);
-    return { position: text === null ? undefined : BigInt(`0x${text}`), pending: pending === 1, expired: expired === 1 };
+    const state: ScopeState = { position: text === null ? undefined : BigInt(`0x${text}`), pending: pending === 1, expired: expired === 1 };
+    if ((timeline as number) > 0) state.timeline = timeline as number;
+    return state;
   }
 
-  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string): Promise<void> {
-    await this.#run(SCRIPTS.advance, scope, value.toString(16).padStart(16, "0"), ttl(ttlMs), intentId(intent ?? ""));
+  async advance(scope: string, value: Lsn, ttlMs: number, intent?: string, timeline?: number): Promise<void> {
+    await this.#run(SCRIPTS.advance, scope, value.toString(16).padStart(16, "0"), ttl(ttlMs), intentId(intent ?? ""), timelineArg(timeline));
   }
 
   async intend(scope: string, intent: string, ttlMs: number): Promise<void> {
@@ -274,6 +278,12 @@ async function clusterIds(client: RedisLike): Promise<string[]> {
 
 function ttl(ms: number): number {
   return Math.max(1, Math.ceil(ms));
+}
+
+function timelineArg(timeline: number | undefined): string {
+  if (timeline === undefined) return "";
+  if (!Number.isInteger(timeline) || timeline < 1 || timeline > 0xffffffff) throw new RywError("INVALID_OPTION", `A timeline must be an integer from 1 to 2^32-1, got ${String(timeline)}.`);
+  return String(timeline);
 }
 
 // Intent ids come from the router; checked anyway, since they become part of a hash field name.

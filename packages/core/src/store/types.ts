@@ -11,9 +11,13 @@ export interface PositionStore {
   get(scope: string): Promise<Lsn | undefined>;
   /**
    * Raises the scope's position to `max(current, value)` and refreshes its TTL. Never lowers it.
-   * With `intent`, also resolves that write intent, in the same atomic step.
+   * With `intent`, also resolves that write intent, in the same atomic step. With `timeline`
+   * (the PostgreSQL timeline `value` was read on), also raises the scope's timeline to
+   * `max(current, timeline)`, which `lookup` returns: a reader whose tracker has not seen that
+   * timeline yet knows that the primary failed over since its last poll (router.ts, Rule 3).
+   * A store may ignore it; its readers then rely on their own primary polls.
    */
-  advance(scope: string, value: Lsn, ttlMs: number, intent?: string): Promise<void>;
+  advance(scope: string, value: Lsn, ttlMs: number, intent?: string, timeline?: number): Promise<void>;
   /**
    * Optional, together with `lookup` and `withdraw`: write intents. An intent says "a write of
    * this scope may have committed, and its position is not here yet", until `advance` resolves it
@@ -45,6 +49,8 @@ export interface ScopeState {
    * may be past `position`. Absent means false.
    */
   expired?: boolean;
+  /** The newest timeline of the positions recorded with one (see `advance`). */
+  timeline?: number;
 }
 
 export function validateScope(scope: unknown): string {
