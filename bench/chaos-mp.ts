@@ -51,7 +51,7 @@ export async function runChaosProcs(options: ChaosProcsOptions): Promise<ChaosSu
 
 export function line(s: ChaosSummary): string {
   const kinds = Object.entries(s.byFault).map(([k, f]) => `${k} ${f.reads}/${f.stale}/${f.failedOps}/${f.replicaShare.toFixed(2)}`).join(", ");
-  return `${s.orm}${s.redis === "cluster" ? " on Redis Cluster" : ""}: checked reads ${s.reads}, stale ${s.stale}, failed ops ${s.failedOps}, unshared writes ${s.unsharedWrites} (stale reads of them elsewhere ${s.staleUnshared}), replica share ${s.replicaShare.toFixed(3)}, ${Math.round(s.durationMs / 1000)} s; per fault (reads/stale/failed/share): ${kinds}`;
+  return `${s.orm}${s.redis === "cluster" ? " on Redis Cluster" : ""}: checked reads ${s.reads}, stale ${s.stale}, failed ops ${s.failedOps} (+${s.outageOps} in PostgreSQL failover outages), lost writes ${s.lostWrites} (${s.unexplainedLostWrites} unexplained), unshared writes ${s.unsharedWrites} (stale reads of them elsewhere ${s.staleUnshared}), replica share ${s.replicaShare.toFixed(3)}, ${Math.round(s.durationMs / 1000)} s; per fault (reads/stale/failed/share): ${kinds}`;
 }
 
 /** docs/chaos.md (or docs/chaos-redis-cluster.md) from one `--profiles chaos-mp` run: the figures per ORM and per fault kind. */
@@ -81,14 +81,24 @@ export function chaosReport(record: { startedAt: string; durationS: number; mach
           "intents it acknowledged meanwhile are lost, and a read that trusted the new master's answer would be served stale.",
         ]
       : []),
+    "And a **PostgreSQL failover** (`pg-failover`): the primary is stopped (fast, its WAL shipped) or killed with -9 (what it",
+    "had not shipped is lost), a random replica is promoted, the primary address (a proxy) moves to it, the other replica",
+    "follows the new timeline, and the old primary is cloned again as a replica behind the promoted one's address. Operations",
+    "that fail while no primary takes writes (until 1 s after the address moved) are counted apart as outage operations;",
+    "writes that PostgreSQL itself lost (acknowledged, not on the final primary) are counted as lost, and a read-back that",
+    "misses one is not stale.",
     "",
-    "| ORM | Redis | checked reads | stale | failed ops | unshared writes | stale reads of unshared writes | replica share | load time |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...record.chaosProcs.map((s) => `| ${s.orm} | ${redisName(s)} | ${s.reads} | ${s.stale} | ${s.failedOps} | ${s.unsharedWrites} | ${s.staleUnshared} | ${s.replicaShare.toFixed(3)} | ${Math.round(s.durationMs / 1000)} s |`),
+    "| ORM | Redis | checked reads | stale | failed ops | outage ops | lost writes | unshared writes | stale reads of unshared writes | replica share | load time |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...record.chaosProcs.map((s) => `| ${s.orm} | ${redisName(s)} | ${s.reads} | ${s.stale} | ${s.failedOps} | ${s.outageOps} | ${s.lostWrites} | ${s.unsharedWrites} | ${s.staleUnshared} | ${s.replicaShare.toFixed(3)} | ${Math.round(s.durationMs / 1000)} s |`),
   ];
   for (const s of record.chaosProcs) {
-    lines.push("", `## ${s.orm}, ${redisName(s)}: by fault kind`, "", "Reads whose write-to-read span met the fault (or none, for `calm`).", "", "| fault | times injected | reads | stale | failed ops | replica share |", "| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (const [kind, f] of Object.entries(s.byFault)) lines.push(`| ${kind} | ${s.faults[kind as keyof typeof s.faults] ?? "-"} | ${f.reads} | ${f.stale} | ${f.failedOps} | ${f.replicaShare.toFixed(2)} |`);
+    lines.push("", `## ${s.orm}, ${redisName(s)}: by fault kind`, "", "Reads whose write-to-read span met the fault (or none, for `calm`).", "", "| fault | times injected | reads | stale | failed ops | outage ops | replica share |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const [kind, f] of Object.entries(s.byFault)) lines.push(`| ${kind} | ${s.faults[kind as keyof typeof s.faults] ?? "-"} | ${f.reads} | ${f.stale} | ${f.failedOps} | ${f.outageOps} | ${f.replicaShare.toFixed(2)} |`);
+    if (s.failovers.length > 0) {
+      lines.push("", `### ${s.orm}, ${redisName(s)}: PostgreSQL failovers`, "", "| failover | outage | read-backs on replicas again after | outage ops | lost writes |", "| --- | ---: | ---: | ---: | ---: |");
+      for (const f of s.failovers) lines.push(`| ${f.detail} | ${f.outageMs} ms | ${f.replicasBackMs === undefined ? "never" : `${f.replicasBackMs} ms`} | ${f.outageOps} | ${f.lostWrites} |`);
+    }
   }
   return `${lines.join("\n")}\n`;
 }

@@ -57,7 +57,7 @@ async function handle(request: Request): Promise<void> {
       const postId = await app.write(request.user, request.title);
       send({ id: request.id, ok: true, op: "write", postId, events: watch.events });
     } else {
-      const found = await app.read(request.user, request.postId);
+      const found = await app.read(request.user, request.postId, request.title);
       send({ id: request.id, ok: true, op: "read", found, route: watch.route, events: watch.events });
     }
   } catch (error) {

@@ -4,8 +4,12 @@ import type { RywEvent, RywStats } from "@ryw/core";
 export interface ChaosApp {
   /** Inserts a Post of `user` inside runWithScope(user) and returns its id. */
   write(user: number, title: string): Promise<number>;
-  /** Reads Post `postId` back inside runWithScope(user): is it there? */
-  read(user: number, postId: number): Promise<boolean>;
+  /**
+   * Reads Post `postId` back inside runWithScope(user): is it there, with `title`? The title
+   * tells the user's post from another one with the same id: after a failover that lost writes,
+   * the new primary hands out their ids again.
+   */
+  read(user: number, postId: number, title: string): Promise<boolean>;
   subscribe(listener: (event: RywEvent) => void): () => void;
   stats(): RywStats;
   close(): Promise<void>;

@@ -30,7 +30,7 @@ export async function drizzleApp(config: AppServerConfig): Promise<ChaosApp> {
       const [row] = await runWithScope(String(user), () => db.insert(posts).values({ authorId: user, title }).returning({ id: posts.id }));
       return row!.id;
     },
-    read: async (user, postId) => (await runWithScope(String(user), () => db.select({ id: posts.id }).from(posts).where(eq(posts.id, postId)))).length === 1,
+    read: async (user, postId, title) => (await runWithScope(String(user), () => db.select({ title: posts.title }).from(posts).where(eq(posts.id, postId))))[0]?.title === title,
     subscribe: (listener) => db.$client.ryw.subscribe(listener),
     stats: () => db.$client.stats(),
     close: async () => {

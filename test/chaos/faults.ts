@@ -1,4 +1,5 @@
 import type { ClusterInfo } from "../harness/cluster.js";
+import { detachReplica, failover, reclone } from "../harness/failover.js";
 import { killReplica, pauseReplay, resumeReplay, setApplyDelay, startRedis, startReplica, stopRedis } from "../harness/cluster.js";
 import type { RedisClusterInfo } from "../harness/redis-cluster.js";
 import { clusterMasters, downNodes, failoverMaster, holdReplica, killMaster, restartRedisNode } from "../harness/redis-cluster.js";
@@ -12,6 +13,16 @@ import type { Proxies } from "./proxies.js";
  * production one app server's path to Redis can be congested while the others' are fine.
  */
 export const REPLICA_FAULTS = ["replay-pause", "replica-delay", "replica-kill", "replica-stall", "replica-drop"] as const;
+/**
+ * A PostgreSQL failover, as Patroni or a managed service runs one: the primary goes (a clean
+ * stop, whose walsenders ship every WAL record first, or kill -9, which may lose acknowledged
+ * commits), a random replica is promoted (a new timeline), "the primary address" (the proxy every
+ * app server writes through) moves to it, and the other replica follows the new timeline. Then
+ * the old primary is cloned again as a replica of the new one, and the promoted replica's address
+ * moves to it, with every connection on it cut (as an endpoint move does), so that the run goes
+ * on with a primary and two replicas. It runs in the replica lane, holding the replicas.
+ */
+export const PRIMARY_FAULTS = ["pg-failover"] as const;
 export const REDIS_FAULTS = ["redis-restart", "redis-latency", "redis-stall", "redis-drop"] as const;
 /**
  * With a Redis Cluster instead of one Redis (`redis: "cluster"`), its faults replace the single
@@ -21,13 +32,13 @@ export const REDIS_FAULTS = ["redis-restart", "redis-latency", "redis-stall", "r
  * certainly lost. The killed node comes back as a replica after a hold.
  */
 export const REDIS_CLUSTER_FAULTS = ["redis-failover", "redis-master-kill", "redis-master-loss"] as const;
-export const FAULT_KINDS = [...REPLICA_FAULTS, ...REDIS_FAULTS, ...REDIS_CLUSTER_FAULTS] as const;
+export const FAULT_KINDS = [...REPLICA_FAULTS, ...PRIMARY_FAULTS, ...REDIS_FAULTS, ...REDIS_CLUSTER_FAULTS] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export type RedisMode = "single" | "cluster";
 
 /** The fault kinds a run injects by default: every kind that applies to its Redis. */
 export function defaultKinds(redis: RedisMode): FaultKind[] {
-  return [...REPLICA_FAULTS, ...(redis === "cluster" ? REDIS_CLUSTER_FAULTS : REDIS_FAULTS)];
+  return [...REPLICA_FAULTS, ...PRIMARY_FAULTS, ...(redis === "cluster" ? REDIS_CLUSTER_FAULTS : REDIS_FAULTS)];
 }
 
 /** One injected fault: from the moment it took effect to the moment it was undone. */
@@ -37,9 +48,21 @@ export interface Fault {
   detail: string;
   startedAt: number;
   endedAt: number;
+  /**
+   * pg-failover: from the old primary's stop until the primary address led to a writable
+   * primary again, when no write can succeed.
+   */
+  outage?: { from: number; to: number };
+  /** pg-failover: the old primary was killed, so commits it acknowledged may be lost with it. */
+  lossy?: boolean;
 }
 
 export interface FaultContext {
+  /**
+   * The topology as the app servers see it: `primary` is the server behind the primary proxy,
+   * `replicas[i]` the one behind proxy `r<i>`. A failover replaces it (the original ClusterInfo,
+   * which stopCluster needs, still lists every node).
+   */
   cluster: ClusterInfo;
   /** The Redis Cluster of a `redis: "cluster"` run. */
   redisCluster?: RedisClusterInfo;
@@ -57,6 +80,8 @@ export interface FaultContext {
   lockReplicas: () => Promise<() => void>;
   /** Called right before replica `index` is killed (its statement counters die with it). */
   beforeKill: (index: number) => Promise<void>;
+  /** Called right before a failover: every server's statement counters, banked under its role, and zeroed. */
+  beforeFailover: () => Promise<void>;
   log: (line: string) => void;
 }
 
@@ -77,7 +102,7 @@ export function lock(): () => Promise<() => void> {
 
 /** Applies one fault, holds it, undoes it. An abort shortens the hold; the undo always runs. */
 async function inject(kind: FaultKind, ctx: FaultContext): Promise<void> {
-  if (!(REPLICA_FAULTS as ReadonlyArray<FaultKind>).includes(kind)) return injectOne(kind, ctx);
+  if (![...REPLICA_FAULTS, ...PRIMARY_FAULTS].includes(kind as never)) return injectOne(kind, ctx);
   const release = await ctx.lockReplicas();
   try {
     await injectOne(kind, ctx);
@@ -139,7 +164,49 @@ async function injectOne(kind: FaultKind, ctx: FaultContext): Promise<void> {
     case "redis-master-kill":
     case "redis-master-loss":
       return clusterFault(kind, ctx, run, hold);
+    case "pg-failover":
+      return pgFailover(ctx, replica);
   }
+}
+
+async function pgFailover(ctx: FaultContext, promote: number): Promise<void> {
+  const { proxies } = ctx;
+  const view = ctx.cluster;
+  const r = `r${promote}`;
+  // A clean switchover; a crash (on loopback its replicas have nearly everything); or a crash
+  // after the replica to be promoted stopped receiving WAL for a while, so that what the old
+  // primary acknowledged meanwhile is certainly lost, and positions stored in Redis for those
+  // writes lie past the new timeline's fork point.
+  const dice = ctx.rand();
+  const how = dice < 0.34 ? "fast" : dice < 0.67 ? "kill" : "detach-kill";
+  const stop = how === "fast" ? "fast" : "kill";
+  const cutMs = Math.round(200 + ctx.rand() * 600);
+  await ctx.beforeFailover();
+  const startedAt = Date.now();
+  if (how === "detach-kill") {
+    await detachReplica(view.replicas[promote]!);
+    await sleep(cutMs);
+  }
+  const failingOverAt = Date.now();
+  const result = await failover(view, {
+    promote,
+    stopOldPrimary: stop,
+    // As soon as the promoted server takes writes, as a Patroni endpoint or a DNS name moves.
+    proxy: { retarget: (port: number) => proxies.call("primary", "retarget", port) },
+  });
+  ctx.log(`pg-failover: old primary ${stop === "fast" ? "stopped (fast)" : "killed (-9)"}, ${r} promoted to timeline ${result.timeline} at ${result.switchLsn}, primary address moved`);
+  // The new topology at once: the old primary's node is the one that comes back behind r<promote>.
+  ctx.cluster = { ...view, primary: result.newPrimary, replicas: view.replicas.map((node, i) => (i === promote ? result.oldPrimary : node)) };
+  await reclone(view, result.oldPrimary, result.newPrimary);
+  // The address the apps know as r<promote> now leads to the old primary, a fresh replica on the
+  // new timeline. Connections still open on it lead to the new primary, and are cut.
+  await proxies.call(r, "retarget", result.oldPrimary.port);
+  await proxies.call(r, "dropAll");
+  const others = result.followers.map((f) => `${f.name} ${f.how}${f.why ? ` (${f.why})` : ""}`).join(", ");
+  const writableAt = failingOverAt + result.ms.stop + result.ms.promote + result.ms.retarget;
+  const fault: Fault = { kind: "pg-failover", target: "primary", outage: { from: failingOverAt, to: writableAt }, lossy: stop === "kill", detail: `old primary ${how === "fast" ? "stopped (fast)" : how === "kill" ? "killed (-9)" : `killed (-9) ${cutMs} ms after ${r} stopped receiving WAL`}; ${result.newPrimary.name} (behind ${r}) promoted, timeline ${result.timeline} from ${result.switchLsn}, writable after ${result.ms.stop + result.ms.promote} ms; ${others}; old primary re-cloned behind ${r}`, startedAt, endedAt: Date.now() };
+  ctx.log(`pg-failover: off after ${fault.endedAt - startedAt} ms: ${fault.detail}`);
+  ctx.done(fault);
 }
 
 async function clusterFault(

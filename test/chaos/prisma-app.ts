@@ -20,7 +20,7 @@ export async function prismaApp(config: AppServerConfig): Promise<ChaosApp> {
   await rw.ryw.ready();
   return {
     write: async (user, title) => (await runWithScope(String(user), () => db.post.create({ data: { authorId: user, title }, select: { id: true } }))).id,
-    read: async (user, postId) => (await runWithScope(String(user), () => db.post.findUnique({ where: { id: postId }, select: { id: true } }))) !== null,
+    read: async (user, postId, title) => (await runWithScope(String(user), () => db.post.findUnique({ where: { id: postId }, select: { title: true } })))?.title === title,
     subscribe: (listener) => rw.ryw.subscribe(listener),
     stats: () => rw.ryw.stats(),
     close: async () => {

@@ -23,7 +23,7 @@ export interface AppServerConfig {
 
 export type Request =
   | { id: number; op: "write"; user: number; title: string }
-  | { id: number; op: "read"; user: number; postId: number }
+  | { id: number; op: "read"; user: number; postId: number; title: string }
   | { id: number; op: "stats" };
 
 /** Where ryw sent a read, and why: from the `route` event of that read. */

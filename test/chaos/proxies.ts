@@ -1,7 +1,7 @@
 import type { ProxyStats } from "../harness/proxy.js";
 import { forkTs, killChild } from "./spawn.js";
 
-export type ProxyMethod = "setLatency" | "stall" | "unstall" | "dropAll" | "refuse" | "stats";
+export type ProxyMethod = "setLatency" | "stall" | "unstall" | "dropAll" | "refuse" | "retarget" | "stats";
 export interface ProxyCall {
   id: number;
   proxy: string;

@@ -5,8 +5,8 @@ import type { RedisClusterInfo } from "../harness/redis-cluster.js";
 import { startRedisCluster, startupNodes, stopRedisCluster } from "../harness/redis-cluster.js";
 import type { AppServer } from "./app-servers.js";
 import { startAppServer } from "./app-servers.js";
-import type { Fault, FaultKind, RedisMode } from "./faults.js";
-import { defaultKinds, lock, REDIS_CLUSTER_FAULTS, REDIS_FAULTS, REPLICA_FAULTS, runLane } from "./faults.js";
+import type { Fault, FaultContext, FaultKind, RedisMode } from "./faults.js";
+import { defaultKinds, lock, PRIMARY_FAULTS, REDIS_CLUSTER_FAULTS, REDIS_FAULTS, REPLICA_FAULTS, runLane } from "./faults.js";
 import type { Proxies } from "./proxies.js";
 import { startProxies } from "./proxies.js";
 import type { Orm } from "./protocol.js";
@@ -66,7 +66,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const o = { appServers: 2, users: 40, durationMs: 20_000, minReads: 0, crossShare: 0.75, thinkMs: 2, reloaders: 0.25, seed: 1, ryw: {}, opTimeoutMs: 30_000, redis: "single" as RedisMode, log: () => {}, ...given };
   const maxDurationMs = o.maxDurationMs ?? 10 * o.durationMs;
   const kinds = o.kinds ?? defaultKinds(o.redis);
-  const foreign = kinds.filter((k) => !REPLICA_FAULTS.includes(k as never) && !defaultKinds(o.redis).includes(k));
+  const foreign = kinds.filter((k) => !defaultKinds(o.redis).includes(k));
   if (foreign.length > 0) throw new Error(`[ryw chaos] fault kinds ${foreign.join(", ")} do not apply to redis: "${o.redis}"`);
   const rand = seeded(o.seed);
   const code = sources(o.rev);
@@ -84,7 +84,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const users = await seedUsers(cluster.primary.url, o.users, `${o.orm}-${o.seed}`);
     await waitForReplicas(cluster);
     const redisPaths = single ? Array.from({ length: o.appServers }, (_, i) => `redis-${i}`) : [];
+    // The primary too is reached through a proxy, "the primary address" that a failover moves.
     proxies = await startProxies({
+      primary: cluster.primary.port,
       ...Object.fromEntries(redisPaths.map((p) => [p, cluster.redis!.port])),
       ...Object.fromEntries(cluster.replicas.map((r, i) => [`r${i}`, r.port])),
     });
@@ -96,7 +98,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
           {
             name: `${o.orm}-${i}`,
             orm: o.orm,
-            primaryUrl: cluster.primary.url,
+            primaryUrl: `postgres://postgres@127.0.0.1:${ports.primary}/postgres`,
             replicas: cluster.replicas.map((r, j) => ({ name: r.name, url: `postgres://postgres@127.0.0.1:${ports[`r${j}`]}/postgres` })),
             ...(single ? { redisUrl: `redis://127.0.0.1:${ports[`redis-${i}`]}` } : { redisNodes: startupNodes(redisCluster!) }),
             prefix: `chaos-${o.orm}-${o.seed}:`,
@@ -115,13 +117,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const abort = new AbortController();
     const log = (line: string) => o.log(`[chaos ${o.orm} +${String(Date.now() - t0).padStart(6)} ms ${new Date().toISOString().slice(11, 23)}] ${line}`);
     const bank = new StatementBank();
-    const ctx = { cluster, redisCluster, proxies, redisPaths, lockReplicas: lock(), rand, signal: abort.signal, done: (f: Fault) => faults.push(f), beforeKill: (i: number) => bank.bank(cluster, cluster.replicas[i]!.name), log };
+    const ctx: FaultContext = {
+      cluster,
+      redisCluster,
+      proxies,
+      redisPaths,
+      lockReplicas: lock(),
+      rand,
+      signal: abort.signal,
+      done: (f: Fault) => faults.push(f),
+      beforeKill: (i: number) => bank.bank(ctx.cluster, `r${i}`),
+      beforeFailover: () => bank.bankAll(ctx.cluster),
+      log,
+    };
     const lane = (laneKinds: ReadonlyArray<FaultKind>) =>
       runLane(laneKinds.filter((k) => kinds.includes(k)), ctx).catch((error: unknown) => {
         runErrors.push(String((error as Error)?.stack ?? error));
         log(`fault injector failed: ${String(error)}`);
       });
-    const lanes = Promise.all([lane(REPLICA_FAULTS), lane(REDIS_FAULTS), lane(REDIS_CLUSTER_FAULTS)]);
+    const lanes = Promise.all([lane([...REPLICA_FAULTS, ...PRIMARY_FAULTS]), lane(REDIS_FAULTS), lane(REDIS_CLUSTER_FAULTS)]);
     let checked = 0;
     const progress = setInterval(() => log(`${checked} read-backs checked, ${faults.length} faults so far`), 5000);
     const allRan = () => kinds.every((k) => faults.some((f) => f.kind === k));
@@ -148,13 +162,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       }),
     );
     const proxyStats = Object.fromEntries(await Promise.all(Object.keys(ports).map(async (name) => [name, await proxies!.stats(name)] as const)));
-    return summarize({ orm: o.orm, redis: o.redis, kinds, results, faults, startedAt: t0, durationMs, perServer: bank.total(await readStatements(cluster)), appServers, proxies: proxyStats, runErrors, core: `${code.label}: ${servers[0]!.core}` });
+    const lost = await missingPosts(ctx.cluster.primary.url, results.acked.map((a) => a.title));
+    if (lost.size > 0) log(`${lost.size} acknowledged writes are not on the final primary`);
+    return summarize({ orm: o.orm, redis: o.redis, kinds, results, lost, faults, startedAt: t0, durationMs, perServer: bank.total(await readStatements(ctx.cluster)), appServers, proxies: proxyStats, runErrors, core: `${code.label}: ${servers[0]!.core}` });
   } finally {
     await Promise.all(servers.map((s) => s?.kill()));
     await proxies?.close();
     if (redisCluster) await stopRedisCluster(redisCluster);
     await stopCluster(cluster);
     code.remove();
+  }
+}
+
+/**
+ * The acknowledged posts (by title: unique in a run, unlike ids, which a new primary that lost
+ * writes hands out again) that the primary does not have: what a failover lost.
+ */
+async function missingPosts(url: string, titles: string[]): Promise<Set<string>> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`select t from unnest(${titles}::text[]) as a(t) where not exists (select 1 from "Post" p where p.title = a.t)`;
+    return new Set(rows.map((r) => r.t as string));
+  } finally {
+    await sql.end({ timeout: 1 });
   }
 }
 

@@ -21,12 +21,36 @@ export interface Figures {
   reads: number;
   /** Read-backs that missed their write where ryw promises they never do: must be 0. */
   stale: number;
+  /**
+   * Read-backs that missed a write PostgreSQL itself lost: acknowledged by a primary that was
+   * killed before its replicas had it, and not on the final primary. No router can serve those.
+   */
+  staleLost: number;
   /** Writes acknowledged before their record reached Redis (past recordTimeoutMs). */
   unsharedWrites: number;
   /** Read-backs on another app server that missed such a write: outside the guarantee, reported. */
   staleUnshared: number;
+  /** Operations that failed outside a PostgreSQL failover's outage: must be 0. */
   failedOps: number;
+  /**
+   * Operations that failed while the primary address led to no writable primary (from the old
+   * primary's stop until LINGER_MS after the promoted one took over): writes cannot succeed then,
+   * nor reads that need the primary.
+   */
+  outageOps: number;
   replicaShare: number;
+}
+
+/** One PostgreSQL failover of the run, seen by the users. */
+export interface FailoverFigures {
+  detail: string;
+  /** From the old primary's stop until the primary address led to the promoted one. */
+  outageMs: number;
+  /** From then until a read-back was served by a replica again (undefined: none was). */
+  replicasBackMs: number | undefined;
+  outageOps: number;
+  /** Acknowledged writes sent before its outage ended that are not on the final primary. */
+  lostWrites: number;
 }
 
 export interface ChaosSummary extends Figures {
@@ -34,6 +58,11 @@ export interface ChaosSummary extends Figures {
   /** One Redis or a Redis Cluster. */
   redis: RedisMode;
   writes: number;
+  /** Acknowledged writes that are not on the final primary (a killed primary had not shipped them). */
+  lostWrites: number;
+  /** Lost writes that no failover with a killed primary explains: must be 0. */
+  unexplainedLostWrites: number;
+  failovers: FailoverFigures[];
   /** How many faults of each kind ran, for the kinds of the run. */
   faults: Partial<Record<FaultKind, number>>;
   /** Checks whose write-to-read span (failed operations: their own span) met a fault of the kind, or `calm`: none at all. */
@@ -73,26 +102,38 @@ export interface ChaosSummary extends Figures {
 }
 
 const meets = (fault: Fault, from: number, to: number) => fault.startedAt <= to && fault.endedAt + LINGER_MS >= from;
+// Failures are excused from the primary's stop until LINGER_MS after the address moved.
+const outageOf = (f: Fault) => ({ from: f.outage?.from ?? f.startedAt, to: (f.outage?.to ?? f.endedAt) + LINGER_MS });
 
-function figures(checks: Check[], failed: FailedOp[]): Figures {
+/** What the figures need besides the checks: which posts PostgreSQL lost, and the outages. */
+interface Judge {
+  lost: ReadonlySet<string>;
+  inOutage: (from: number, to: number) => boolean;
+}
+
+function figures(checks: Check[], failed: FailedOp[], judge: Judge): Figures {
   const replica = checks.filter((c) => c.onReplica).length;
   // The guarantee, as the README states it: across app servers for every write whose record
   // reached the store within recordTimeoutMs, and on the writer's own app server for every write.
   const excused = (c: Check) => c.unshared && c.readServer !== c.writeServer;
+  const lost = (c: Check) => judge.lost.has(c.title);
+  const outage = failed.filter((f) => judge.inOutage(f.at, f.doneAt)).length;
   return {
     reads: checks.length,
-    stale: checks.filter((c) => c.stale && !excused(c)).length,
+    stale: checks.filter((c) => c.stale && !excused(c) && !lost(c)).length,
+    staleLost: checks.filter((c) => c.stale && lost(c)).length,
     unsharedWrites: checks.filter((c) => c.unshared).length,
-    staleUnshared: checks.filter((c) => c.stale && excused(c)).length,
-    failedOps: failed.length,
+    staleUnshared: checks.filter((c) => c.stale && excused(c) && !lost(c)).length,
+    failedOps: failed.length - outage,
+    outageOps: outage,
     replicaShare: checks.length ? round(replica / checks.length) : 0,
   };
 }
 
 /** One line per stale read: what each app server did and said, in order, in ms since the start. */
-function story(s: StaleRead, t0: number): string {
+function story(s: StaleRead, t0: number, lost: ReadonlySet<string>): string {
   const events = (list: StaleRead["writeEvents"]) => list.map((e) => `+${e.at - t0} ${e.detail}`).join("; ");
-  return `user ${s.user}: +${s.writeAt - t0} write post ${s.postId} on ${s.writeServer} [${events(s.writeEvents)}] acked; +${s.readAt - t0} ${s.reread ? "read again" : "read"} on ${s.readServer} [${events(s.readEvents)}] -> row missing`;
+  return `user ${s.user}: +${s.writeAt - t0} write post ${s.postId} on ${s.writeServer} [${events(s.writeEvents)}] acked; +${s.readAt - t0} ${s.reread ? "read again" : "read"} on ${s.readServer} [${events(s.readEvents)}] -> row missing${lost.has(s.title) ? " (not on the final primary either: lost in a failover)" : ""}`;
 }
 
 /** What the writer said about the record, and where the read went. */
@@ -116,6 +157,8 @@ export function summarize(input: {
   /** The fault kinds of the run: one entry each in `faults` and `byFault`. */
   kinds: ReadonlyArray<FaultKind>;
   results: UserResults;
+  /** Titles of acknowledged posts that the final primary does not have. */
+  lost: ReadonlySet<string>;
   faults: Fault[];
   startedAt: number;
   durationMs: number;
@@ -128,19 +171,43 @@ export function summarize(input: {
   const { results, faults, startedAt } = input;
   const near = (from: number, to: number) => faults.filter((f) => meets(f, from, to));
   const label = (f: Fault) => `${f.kind} ${f.target} ${f.detail} [${f.startedAt - startedAt}..${f.endedAt - startedAt} ms]`;
+  const failovers = faults.filter((f) => f.kind === "pg-failover");
+  const judge: Judge = { lost: input.lost, inOutage: (from, to) => failovers.some((f) => outageOf(f).from <= to && outageOf(f).to >= from) };
   const byFault: Partial<Record<FaultKind | "calm", Figures>> = {};
   for (const kind of input.kinds) {
     const mine = faults.filter((f) => f.kind === kind);
     const hit = (from: number, to: number) => mine.some((f) => meets(f, from, to));
-    byFault[kind] = figures(results.checks.filter((c) => hit(c.writeAt, c.readDoneAt)), results.failed.filter((f) => hit(f.at, f.doneAt)));
+    byFault[kind] = figures(results.checks.filter((c) => hit(c.writeAt, c.readDoneAt)), results.failed.filter((f) => hit(f.at, f.doneAt)), judge);
   }
-  byFault.calm = figures(results.checks.filter((c) => near(c.writeAt, c.readDoneAt).length === 0), results.failed.filter((f) => near(f.at, f.doneAt).length === 0));
+  byFault.calm = figures(results.checks.filter((c) => near(c.writeAt, c.readDoneAt).length === 0), results.failed.filter((f) => near(f.at, f.doneAt).length === 0), judge);
+  const lostAcks = results.acked.filter((a) => input.lost.has(a.title));
+  const counted = (c: Check) => !input.lost.has(c.title) && !(c.unshared && c.readServer !== c.writeServer);
+  // A write can be lost only by a primary killed before it shipped it: one sent before the
+  // outage of a lossy failover ended (it may have been acknowledged just before the kill).
+  const writableAt = (f: Fault) => f.outage?.to ?? f.endedAt;
+  const explained = (at: number) => failovers.some((f) => f.lossy && at <= writableAt(f));
+  const failoverFigures = failovers.map((f, i): FailoverFigures => {
+    const writable = writableAt(f);
+    const back = results.checks.filter((c) => c.onReplica && c.readAt >= writable).reduce((min, c) => Math.min(min, c.readAt), Infinity);
+    const previous = i === 0 ? -Infinity : writableAt(failovers[i - 1]!);
+    const outage = outageOf(f);
+    return {
+      detail: f.detail,
+      outageMs: writable - outage.from,
+      replicasBackMs: back === Infinity ? undefined : back - writable,
+      outageOps: results.failed.filter((op) => op.doneAt >= outage.from && op.at <= outage.to).length,
+      lostWrites: lostAcks.filter((a) => a.at > previous && a.at <= writable).length,
+    };
+  });
   const counts: Partial<Record<FaultKind, number>> = Object.fromEntries(input.kinds.map((k) => [k, faults.filter((f) => f.kind === k).length]));
   return {
     orm: input.orm,
     redis: input.redis,
-    ...figures(results.checks, results.failed),
+    ...figures(results.checks, results.failed, judge),
     writes: results.writes,
+    lostWrites: lostAcks.length,
+    unexplainedLostWrites: lostAcks.filter((a) => !explained(a.at)).length,
+    failovers: failoverFigures,
     faults: counts,
     byFault,
     rereads: results.checks.filter((c) => c.reread).length,
@@ -153,8 +220,10 @@ export function summarize(input: {
     startedAt,
     durationMs: input.durationMs,
     staleCauses: count(results.stale.map(cause)),
-    staleSamples: results.stale.slice(0, 20).map((s) => ({ story: story(s, startedAt), ...s, faults: near(s.writeAt, s.readDoneAt).map(label) })),
-    failureSamples: results.failed.slice(0, 20).map((f) => ({ story: `+${f.at - startedAt} ${f.op} on ${f.server} [${f.events.map((e) => `+${e.at - startedAt} ${e.detail}`).join("; ")}] -> ${f.error.slice(0, 300)}`, ...f, faults: near(f.at, f.doneAt).map(label) })),
+    // The ones ryw is answerable for first: reads of writes that PostgreSQL lost, or that were
+    // unshared and read elsewhere, only after them.
+    staleSamples: [...results.stale.filter((c) => counted(c)), ...results.stale.filter((c) => !counted(c))].slice(0, 20).map((s) => ({ story: story(s, startedAt, input.lost), ...s, faults: near(s.writeAt, s.readDoneAt).map(label) })),
+    failureSamples: results.failed.filter((f) => !judge.inOutage(f.at, f.doneAt)).slice(0, 20).map((f) => ({ story: `+${f.at - startedAt} ${f.op} on ${f.server} [${f.events.map((e) => `+${e.at - startedAt} ${e.detail}`).join("; ")}] -> ${f.error.slice(0, 300)}`, ...f, faults: near(f.at, f.doneAt).map(label) })),
     faultLog: faults.map(label),
     runErrors: input.runErrors,
     core: input.core,
