@@ -3,6 +3,7 @@ import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { pauseReplay, resumeReplay, setApplyDelay, startRedis, stopRedis, waitForReplicas, withSql } from "./harness/index.js";
 
@@ -125,6 +126,7 @@ describe("ryw doctor on a healthy cluster", () => {
     expect(find(report, "wal_level", "primary")).toMatchObject({ status: "pass", data: { wal_level: "replica" } });
     expect(find(report, "synchronous_commit", "primary")).toMatchObject({ status: "pass", data: { synchronous_commit: "on" } });
     expect(find(report, "eviction", "redis")).toMatchObject({ status: "pass", data: { maxmemoryPolicy: "noeviction" } });
+    expect(find(report, "failover-detection", "redis")).toMatchObject({ status: "pass", data: { infoReplication: true, role: "master" } });
     expect(find(report, "ttl", "store").status).toBe("pass");
     const [row] = await withSql(cluster.primary.url, (sql) => sql`select system_identifier::text as id from pg_control_system()`);
     const primaryId = row!.id as string;
@@ -185,6 +187,24 @@ describe("ryw doctor on a broken cluster", () => {
       expectFixes(report);
     } finally {
       await startRedis(cluster);
+    }
+  });
+
+  it("a Redis user that may not run INFO: warns that lost positions go unnoticed, with the ACL fix", async () => {
+    const admin = new Redis(cluster.redis!.url);
+    const user = `ryw-noinfo-${process.pid}`;
+    try {
+      await admin.call("ACL", "SETUSER", user, "on", ">doctor-pw", "~*", "&*", "+@all", "-info");
+      const url = new URL(cluster.redis!.url);
+      url.username = user;
+      url.password = "doctor-pw";
+      const { report } = await runJson([], { ...clusterEnv(), REDIS_URL: url.toString() });
+      expect(find(report, "connect", "redis").status).toBe("pass");
+      expect(find(report, "failover-detection", "redis")).toMatchObject({ status: "warn", data: { infoReplication: false }, fix: expect.stringMatching(/ACL SETUSER <user> \+info/) });
+      expect(find(report, "eviction", "redis").status).toBe("warn");
+    } finally {
+      await admin.call("ACL", "DELUSER", user);
+      await admin.quit();
     }
   });
 

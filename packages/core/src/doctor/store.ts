@@ -28,8 +28,9 @@ export async function redisChecks(node: DoctorNode | undefined, timeoutMs: numbe
     const server = await session.info("server").catch(() => ({}) as Record<string, string>);
     const version = server.redis_version ?? server.valkey_version ?? null;
     const connected: Check = { id: "connect", target: "redis", status: "pass", summary: `Redis${version ? ` ${version}` : ""} · connect ${ms(connectMs)} · round trip ${ms(pingMs)}`, data: { version, connectMs: round(connectMs), roundTripMs: round(pingMs) } };
+    const lineage = await lineageCheck(session);
     try {
-      return [connected, evictionCheck(await session.info("memory"), await session.info("stats"))];
+      return [connected, evictionCheck(await session.info("memory"), await session.info("stats")), lineage];
     } catch (error) {
       // Hosted Redis and ACLs may forbid INFO; the eviction risk is then the user's to check.
       return [connected, {
@@ -40,7 +41,7 @@ export async function redisChecks(node: DoctorNode | undefined, timeoutMs: numbe
         note: "an evicting maxmemory-policy could drop positions and cause stale reads",
         fix: "Check that the Redis holding positions runs with maxmemory-policy noeviction.",
         data: { error: errorText(error) },
-      }];
+      }, lineage];
     }
   } catch (error) {
     if (error instanceof MissingPackageError) {
@@ -57,6 +58,31 @@ export async function redisChecks(node: DoctorNode | undefined, timeoutMs: numbe
     }];
   } finally {
     session?.close();
+  }
+}
+
+/**
+ * RedisStore notices a failover or a restart that lost positions by the replication ID that each
+ * of its scripts reads with `INFO replication` (store/lineage.ts). A user that may not run INFO
+ * gets no ID: only reconnects are then noticed, and a Redis Cluster failover that lost positions
+ * could let a read trust a lookup that misses a write.
+ */
+async function lineageCheck(session: RedisSession): Promise<Check> {
+  const base = { id: "failover-detection", target: "redis" };
+  try {
+    const replication = await session.info("replication");
+    const id = replication.master_replid;
+    if (!id) throw new Error("no master_replid in INFO replication");
+    return { ...base, status: "pass", summary: `INFO replication readable · replication ID ${id.slice(0, 8)}…`, note: "a failover or restart that lost positions is noticed by the replication ID", data: { infoReplication: true, role: replication.role ?? null } };
+  } catch (error) {
+    return {
+      ...base,
+      status: "warn",
+      summary: `cannot read INFO replication: ${errorText(error)}`,
+      note: "without the replication ID, RedisStore notices lost positions only when it reconnects: a Redis Cluster or Sentinel failover that lost acknowledged positions could serve stale reads",
+      fix: "Allow the Redis user ryw connects as to run INFO (ACL SETUSER <user> +info).",
+      data: { infoReplication: false, error: errorText(error) },
+    };
   }
 }
 
