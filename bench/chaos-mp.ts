@@ -43,8 +43,11 @@ export async function runChaosProcs(options: ChaosProcsOptions): Promise<ChaosSu
     });
     records.push(summary);
     options.out(line(summary));
-    if (summary.stale > 0) options.out(`  stale reads by cause: ${JSON.stringify(summary.staleCauses)}`);
-    for (const s of summary.staleSamples.slice(0, 5)) options.out(`  STALE ${s.story}\n    faults: ${s.faults.join(", ")}`);
+    // The samples put the stale reads that count first; reads of lost or unshared writes follow.
+    if (summary.stale > 0) {
+      options.out(`  stale reads by cause: ${JSON.stringify(summary.staleCauses)}`);
+      for (const s of summary.staleSamples.slice(0, Math.min(5, summary.stale))) options.out(`  STALE ${s.story}\n    faults: ${s.faults.join(", ")}`);
+    }
   }
   return records;
 }
