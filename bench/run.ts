@@ -40,7 +40,7 @@ import { routers } from "./routers/index.js";
 import { percentile, round } from "./stats.js";
 import { runWorkload } from "./workload.js";
 import { chaosReport, runChaosProcs } from "./chaos-mp.js";
-import { runSoak } from "./soak.js";
+import { runSoak, soakReport } from "./soak.js";
 import { runScale } from "./scale.js";
 import type { ChaosSummary } from "../test/chaos/summary.js";
 
@@ -259,7 +259,10 @@ async function soakAlone(soakSeconds: number): Promise<number> {
     const report = await runSoak(soakCluster, ids, soakSeconds, out);
     const file = join(import.meta.dirname, "results", `soak-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
     mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
-    writeFileSync(file, `${JSON.stringify({ startedAt: new Date(started).toISOString(), machine: machine(soakCluster.pgBin), ...report }, null, 2)}\n`);
+    const record = { startedAt: new Date(started).toISOString(), machine: machine(soakCluster.pgBin), ...report };
+    writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+    // A short smoke run says little about growth: only a soak of 10 minutes or more rewrites the doc.
+    if (soakSeconds >= 600) writeFileSync(join(import.meta.dirname, "../docs/soak.md"), soakReport(record, relative(join(import.meta.dirname, ".."), file)));
     out(`soak growth after warm-up: rss ${report.growth.rssMiB} MiB, heap ${report.growth.heapUsedMiB} MiB; redis keys at the end ${report.growth.redisKeys}`);
     for (const r of report.runs) out(`  ${r.router}: ${r.reads} reads (${r.checkedReads} checked, ${r.staleReads} stale), ${r.writes} writes, ${r.errors} errors`);
     out(`results: ${file}`);
