@@ -5,7 +5,8 @@
  * chaos profile's faults, with `--users` split between them, sampling RSS, heap, Redis keys and
  * each router's bookkeeping every 10 s (bench/soak.ts). `--scale [--scale-iterations N]` measures
  * the core read and write ratios with 1, 2 and 4 replicas and with 1k and 100k scopes in Redis
- * (bench/scale.ts). Both write their own JSON file to bench/results/ and regenerate no docs.
+ * (bench/scale.ts). Both write their own JSON file to bench/results/, and docs/soak.md (a soak
+ * of 10 minutes or more) or docs/scale.md.
  *
  * `--profiles chaos-mp` runs only the multi-process chaos checker of test/chaos (app-server
  * processes sharing Redis, fault proxies, random replica and Redis faults), long: per ORM until
@@ -41,7 +42,7 @@ import { percentile, round } from "./stats.js";
 import { runWorkload } from "./workload.js";
 import { chaosReport, runChaosProcs } from "./chaos-mp.js";
 import { runSoak, soakReport } from "./soak.js";
-import { runScale } from "./scale.js";
+import { runScale, scaleReport } from "./scale.js";
 import type { ChaosSummary } from "../test/chaos/summary.js";
 
 const args = process.argv.slice(2);
@@ -277,7 +278,9 @@ async function scaleAlone(iterations: number): Promise<number> {
   const points = await runScale(iterations, out);
   const file = join(import.meta.dirname, "results", `scale-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
   mkdirSync(join(import.meta.dirname, "results"), { recursive: true });
-  writeFileSync(file, `${JSON.stringify({ startedAt: new Date(started).toISOString(), iterations, points }, null, 2)}\n`);
+  const record = { startedAt: new Date(started).toISOString(), iterations, machine: machine(findPgBin()), points };
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  writeFileSync(join(import.meta.dirname, "../docs/scale.md"), scaleReport(record, relative(join(import.meta.dirname, ".."), file)));
   out(`results: ${file}`);
   return 0;
 }

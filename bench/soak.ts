@@ -88,6 +88,12 @@ export async function runSoak(cluster: ClusterInfo, users: number[], seconds: nu
   }
 }
 
+// The heap saws with garbage collection: its range after warm-up says more than two samples.
+function heapRange(record: SoakReport): string {
+  const after = record.samples.filter((s) => s.atS >= Math.min(30, record.seconds / 4)).map((s) => s.heapUsedMiB);
+  return after.length < 2 ? "" : ` Heap after warm-up: between ${Math.min(...after)} and ${Math.max(...after)} MiB.`;
+}
+
 /** docs/soak.md from one `--soak` run: memory, Redis keys and each router's bookkeeping over time. */
 export function soakReport(record: SoakReport & { startedAt: string; machine: unknown }, resultsFile: string): string {
   const names = Object.keys(record.samples[0]?.routers ?? {});
@@ -107,7 +113,7 @@ export function soakReport(record: SoakReport & { startedAt: string; machine: un
     "repeating the whole time (replay pauses, a replica killed and restarted, a Redis restart). Per router: pinned scopes /",
     "records in flight / unresolved intents / tracker history entries. Growth is the last sample minus the first after warm-up.",
     "",
-    `Growth: RSS ${record.growth.rssMiB} MiB, heap ${record.growth.heapUsedMiB} MiB; Redis keys at the end: ${record.growth.redisKeys}.`,
+    `Growth: RSS ${record.growth.rssMiB} MiB, heap ${record.growth.heapUsedMiB} MiB; Redis keys at the end: ${record.growth.redisKeys}.${heapRange(record)}`,
     "",
     `| at | RSS MiB | heap MiB | Redis keys | ${names.join(" | ")} |`,
     `| ---: | ---: | ---: | ---: | ${names.map(() => "---").join(" | ")} |`,
