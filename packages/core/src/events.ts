@@ -145,7 +145,8 @@ export class Telemetry {
     (this.routes[decision.reason] ??= { primary: 0, replica: 0 })[kind]++;
     this.reads[kind]++;
     if (FALLBACK_REASONS.has(decision.reason)) this.fallbacks++;
-    this.emit({ type: "route", decision });
+    // No event object per read when nobody listens (a route event touches no counter in emit).
+    if (this.#listeners.size > 0) this.emit({ type: "route", decision });
   }
 
   emit(event: RywEvent): void {

@@ -71,9 +71,12 @@ export class Lineages {
     });
   }
 
-  /** Resolves once the histories that existed at the start are known (or given up on). */
+  /**
+   * Resolves once the histories that existed at the start are known (or given up on);
+   * `undefined` when there is nothing (left) to wait for, so that answers skip a promise.
+   */
   get begun(): Promise<void> | undefined {
-    return this.#begun;
+    return this.#learning ? this.#begun : undefined;
   }
 
   /** Called with the ID of every answer, before the answer is used. */

@@ -155,6 +155,8 @@ export class RedisStore implements PositionStore {
   readonly #prefix: string;
   readonly #ownsClient: boolean;
   readonly #client: RedisLike | Promise<RedisLike>;
+  /** `#client` once it exists. */
+  #ready: RedisLike | undefined;
   readonly #resetListeners = new Set<() => void>();
   readonly #lineages = new Lineages(() => this.#reset());
   #sawClose = false;
@@ -172,7 +174,7 @@ export class RedisStore implements PositionStore {
     }
     this.#prefix = prefix;
     this.#ownsClient = client === undefined;
-    this.#client = client ? this.#hook(client) : (cluster ? connectCluster(cluster) : connect(url!)).then((c) => this.#hook(c));
+    this.#client = client ? (this.#ready = this.#hook(client)) : (cluster ? connectCluster(cluster) : connect(url!)).then((c) => (this.#ready = this.#hook(c)));
     // A failed import or bad URL surfaces on the first call; do not crash the process meanwhile.
     if (this.#client instanceof Promise) this.#client.catch(() => {});
   }
@@ -181,16 +183,10 @@ export class RedisStore implements PositionStore {
     return (await this.lookup(scope)).position;
   }
 
-  async lookup(scope: string): Promise<ScopeState> {
-    const reply = await this.#run(SCRIPTS.lookup, scope);
-    const [text, pending, expired, timeline] = reply;
-    if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1) || !Number.isInteger(timeline) || (timeline as number) < 0) {
-      throw new RywError("STORE_UNAVAILABLE", `Redis answered a lookup with ${JSON.stringify(reply)?.slice(0, 40)}.`);
-    }
-    if (text !== null && !HEX16.test(text)) throw new RywError("STORE_UNAVAILABLE", `Redis key for scope holds an unexpected value ${JSON.stringify(text.slice(0, 20))}.`);
-    const state: ScopeState = { position: text === null ? undefined : BigInt(`0x${text}`), pending: pending === 1, expired: expired === 1 };
-    if ((timeline as number) > 0) state.timeline = timeline as number;
-    return state;
+  // Not async: an async wrapper and its `await` are two more promises on every read, and with a
+  // request context active each promise pays Node's promise hooks. Errors still come as rejections.
+  lookup(scope: string): Promise<ScopeState> {
+    return this.#run(SCRIPTS.lookup, scope).then(parseLookup);
   }
 
   async advance(scope: string, value: Lsn, ttlMs: number, intent?: string, timeline?: number): Promise<void> {
@@ -207,15 +203,27 @@ export class RedisStore implements PositionStore {
 
   /** Runs a script on the scope's key; its reply without the trailing replication ID, once checked. */
   async #run(script: { script: string; sha: string }, scope: string, ...args: Array<string | number>): Promise<unknown[]> {
-    const client = await this.#client;
+    // Awaited only while it is being created: `await` of a plain value is a promise too (see lookup).
+    const client = this.#ready ?? (await this.#client);
     const key = redisKey(this.#prefix, scope);
-    // A script unknown to the node that owns the key (a new master after a failover, a restarted
-    // Redis) is sent in full to the same key, so to that same node.
-    const call = client.evalsha(script.sha, 1, key, ...args).catch((error: unknown) => {
-      if (!String((error as Error)?.message).includes("NOSCRIPT")) throw error;
-      return client.eval(script.script, 1, key, ...args);
-    });
-    const [reply] = await Promise.all([call, this.#lineages.begun]);
+    const begun = this.#lineages.begun;
+    let reply: unknown;
+    if (begun === undefined) {
+      // Once the histories are known (or with no discovery at all) there is nothing to wait for
+      // beside the call itself: no Promise.all, no `.catch` layer.
+      try {
+        reply = await client.evalsha(script.sha, 1, key, ...args);
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+        reply = await client.eval(script.script, 1, key, ...args);
+      }
+    } else {
+      const call = client.evalsha(script.sha, 1, key, ...args).catch((error: unknown) => {
+        if (!isNoScript(error)) throw error;
+        return client.eval(script.script, 1, key, ...args);
+      });
+      [reply] = await Promise.all([call, begun]);
+    }
     if (!Array.isArray(reply) || reply.length < 2) throw new RywError("STORE_UNAVAILABLE", `Redis answered with ${JSON.stringify(reply)?.slice(0, 40)}.`);
     // Before the answer is returned: a reset reported here reaches the router before it uses it.
     this.#lineages.saw(String(reply.at(-1)));
@@ -274,6 +282,23 @@ async function clusterIds(client: RedisLike): Promise<string[]> {
     });
   }
   return Promise.all(client.nodes!("all").map((node) => node.info("replication").then(replicationId, () => "")));
+}
+
+// A script unknown to the node that owns the key (a new master after a failover, a restarted
+// Redis) is sent in full to the same key, so to that same node.
+function isNoScript(error: unknown): boolean {
+  return String((error as Error)?.message).includes("NOSCRIPT");
+}
+
+function parseLookup(reply: unknown[]): ScopeState {
+  const [text, pending, expired, timeline] = reply;
+  if ((text !== null && typeof text !== "string") || (pending !== 0 && pending !== 1) || (expired !== 0 && expired !== 1) || !Number.isInteger(timeline) || (timeline as number) < 0) {
+    throw new RywError("STORE_UNAVAILABLE", `Redis answered a lookup with ${JSON.stringify(reply)?.slice(0, 40)}.`);
+  }
+  if (text !== null && !HEX16.test(text)) throw new RywError("STORE_UNAVAILABLE", `Redis key for scope holds an unexpected value ${JSON.stringify(text.slice(0, 20))}.`);
+  const state: ScopeState = { position: text === null ? undefined : BigInt(`0x${text}`), pending: pending === 1, expired: expired === 1 };
+  if ((timeline as number) > 0) state.timeline = timeline as number;
+  return state;
 }
 
 function ttl(ms: number): number {
