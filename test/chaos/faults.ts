@@ -181,6 +181,7 @@ async function pgFailover(ctx: FaultContext, promote: number): Promise<void> {
   const how = dice < 0.34 ? "fast" : dice < 0.67 ? "kill" : "detach-kill";
   const stop = how === "fast" ? "fast" : "kill";
   const cutMs = Math.round(200 + ctx.rand() * 600);
+  const went = how === "fast" ? "stopped (fast)" : how === "kill" ? "killed (-9)" : `killed (-9) ${cutMs} ms after ${r} stopped receiving WAL`;
   await ctx.beforeFailover();
   const startedAt = Date.now();
   if (how === "detach-kill") {
@@ -194,7 +195,7 @@ async function pgFailover(ctx: FaultContext, promote: number): Promise<void> {
     // As soon as the promoted server takes writes, as a Patroni endpoint or a DNS name moves.
     proxy: { retarget: (port: number) => proxies.call("primary", "retarget", port) },
   });
-  ctx.log(`pg-failover: old primary ${stop === "fast" ? "stopped (fast)" : "killed (-9)"}, ${r} promoted to timeline ${result.timeline} at ${result.switchLsn}, primary address moved`);
+  ctx.log(`pg-failover: old primary ${went}, ${r} promoted to timeline ${result.timeline} at ${result.switchLsn}, primary address moved`);
   // The new topology at once: the old primary's node is the one that comes back behind r<promote>.
   ctx.cluster = { ...view, primary: result.newPrimary, replicas: view.replicas.map((node, i) => (i === promote ? result.oldPrimary : node)) };
   await reclone(view, result.oldPrimary, result.newPrimary);
@@ -204,7 +205,7 @@ async function pgFailover(ctx: FaultContext, promote: number): Promise<void> {
   await proxies.call(r, "dropAll");
   const others = result.followers.map((f) => `${f.name} ${f.how}${f.why ? ` (${f.why})` : ""}`).join(", ");
   const writableAt = failingOverAt + result.ms.stop + result.ms.promote + result.ms.retarget;
-  const fault: Fault = { kind: "pg-failover", target: "primary", outage: { from: failingOverAt, to: writableAt }, lossy: stop === "kill", detail: `old primary ${how === "fast" ? "stopped (fast)" : how === "kill" ? "killed (-9)" : `killed (-9) ${cutMs} ms after ${r} stopped receiving WAL`}; ${result.newPrimary.name} (behind ${r}) promoted, timeline ${result.timeline} from ${result.switchLsn}, writable after ${result.ms.stop + result.ms.promote} ms; ${others}; old primary re-cloned behind ${r}`, startedAt, endedAt: Date.now() };
+  const fault: Fault = { kind: "pg-failover", target: "primary", outage: { from: failingOverAt, to: writableAt }, lossy: stop === "kill", detail: `old primary ${went}; ${result.newPrimary.name} (behind ${r}) promoted, timeline ${result.timeline} from ${result.switchLsn}, writable after ${result.ms.stop + result.ms.promote} ms; ${others}; old primary re-cloned behind ${r}`, startedAt, endedAt: Date.now() };
   ctx.log(`pg-failover: off after ${fault.endedAt - startedAt} ms: ${fault.detail}`);
   ctx.done(fault);
 }

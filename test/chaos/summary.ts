@@ -111,11 +111,12 @@ interface Judge {
   inOutage: (from: number, to: number) => boolean;
 }
 
+// The guarantee, as the README states it: across app servers for every write whose record
+// reached the store within recordTimeoutMs, and on the writer's own app server for every write.
+const excused = (c: Check) => c.unshared && c.readServer !== c.writeServer;
+
 function figures(checks: Check[], failed: FailedOp[], judge: Judge): Figures {
   const replica = checks.filter((c) => c.onReplica).length;
-  // The guarantee, as the README states it: across app servers for every write whose record
-  // reached the store within recordTimeoutMs, and on the writer's own app server for every write.
-  const excused = (c: Check) => c.unshared && c.readServer !== c.writeServer;
   const lost = (c: Check) => judge.lost.has(c.title);
   const outage = failed.filter((f) => judge.inOutage(f.at, f.doneAt)).length;
   return {
@@ -172,7 +173,8 @@ export function summarize(input: {
   const near = (from: number, to: number) => faults.filter((f) => meets(f, from, to));
   const label = (f: Fault) => `${f.kind} ${f.target} ${f.detail} [${f.startedAt - startedAt}..${f.endedAt - startedAt} ms]`;
   const failovers = faults.filter((f) => f.kind === "pg-failover");
-  const judge: Judge = { lost: input.lost, inOutage: (from, to) => failovers.some((f) => outageOf(f).from <= to && outageOf(f).to >= from) };
+  const outages = failovers.map(outageOf);
+  const judge: Judge = { lost: input.lost, inOutage: (from, to) => outages.some((o) => o.from <= to && o.to >= from) };
   const byFault: Partial<Record<FaultKind | "calm", Figures>> = {};
   for (const kind of input.kinds) {
     const mine = faults.filter((f) => f.kind === kind);
@@ -181,7 +183,7 @@ export function summarize(input: {
   }
   byFault.calm = figures(results.checks.filter((c) => near(c.writeAt, c.readDoneAt).length === 0), results.failed.filter((f) => near(f.at, f.doneAt).length === 0), judge);
   const lostAcks = results.acked.filter((a) => input.lost.has(a.title));
-  const counted = (c: Check) => !input.lost.has(c.title) && !(c.unshared && c.readServer !== c.writeServer);
+  const counted = (c: Check) => !input.lost.has(c.title) && !excused(c);
   // A write can be lost only by a primary killed before it shipped it: one sent before the
   // outage of a lossy failover ended (it may have been acknowledged just before the kill).
   const writableAt = (f: Fault) => f.outage?.to ?? f.endedAt;
@@ -190,7 +192,7 @@ export function summarize(input: {
     const writable = writableAt(f);
     const back = results.checks.filter((c) => c.onReplica && c.readAt >= writable).reduce((min, c) => Math.min(min, c.readAt), Infinity);
     const previous = i === 0 ? -Infinity : writableAt(failovers[i - 1]!);
-    const outage = outageOf(f);
+    const outage = outages[i]!;
     return {
       detail: f.detail,
       outageMs: writable - outage.from,

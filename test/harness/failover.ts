@@ -4,7 +4,6 @@ import { join } from "node:path";
 import type { ClusterInfo, PgNode } from "./cluster.js";
 import { waitFor, withSql } from "./cluster.js";
 import { childrenOf, isAlive, readPid } from "./process.js";
-import type { FaultProxy } from "./proxy.js";
 
 /**
  * A PostgreSQL failover on a harness cluster, as Patroni or a managed service does it: fence the
@@ -30,7 +29,7 @@ export interface FailoverOptions {
    * The app's "primary address": retargeted to the new primary once it takes writes. A fault
    * proxy, or anything that moves an address (a proxy in another process); awaited.
    */
-  proxy?: Pick<FaultProxy, "retarget"> | { retarget(port: number): Promise<unknown> };
+  proxy?: { retarget(port: number): unknown };
   /**
    * Make the remaining replicas follow the new primary: repointed (a timeline switch), or, when
    * one has replayed past the switch point and cannot follow, re-cloned with pg_basebackup.
