@@ -23,7 +23,18 @@ interface App {
   close(): Promise<void>;
 }
 
-const open = (url: string) => postgres(url, { max: 4, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
+const POOL = 4;
+const open = (url: string) => postgres(url, { max: POOL, onnotice: () => {}, connect_timeout: 5, fetch_types: false });
+
+/**
+ * Waits until the app's primary connections reach the new primary. Every pooled connection is
+ * used at once: one that was open on the killed primary fails its next statement with the
+ * server's "unexpected postmaster exit" (57P01), and must do so here, not in the test's reads.
+ */
+async function primaryMoved(x: App): Promise<void> {
+  const all = () => Promise.all(Array.from({ length: POOL }, () => x.primary`select pg_is_in_recovery() as r`));
+  await waitFor(async () => (await all()).every(([row]) => row?.r === false), 10_000, "the proxy to reach the new primary");
+}
 
 /** `bIntervalMs`: app server b's primary poll interval (a's is 50 ms). */
 async function app(own: ClusterInfo, bIntervalMs = 50): Promise<App> {
@@ -154,7 +165,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
         expect(ryw.tracker.candidates(undefined).map((r) => r.name)).not.toContain("r0");
       }
       // Settled: the app's primary connections reach the new primary.
-      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await primaryMoved(x);
       let staleBefore = 0;
       for (const { scope, address } of before) {
         for (const ryw of [x.a, x.b]) if (!(await readBack(x, ryw, scope, address)).found) staleBefore++;
@@ -183,7 +194,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const switchedAt = performance.now();
       promoted.set(x, "r0");
       report("kill -9 with unshipped WAL", result, { lostAt: lostAt!.lsn });
-      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await primaryMoved(x);
       const gap = await withSql(result.newPrimary.url, async (sql) => (await sql`select (${lostAt!.lsn}::pg_lsn - pg_current_wal_insert_lsn())::bigint as gap`)[0]!.gap as string);
 
       // The lost write is gone everywhere: not stale, lost.
@@ -228,7 +239,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy, others: "leave" });
       promoted.set(x, "r0");
       report("r1 left on the old timeline", result);
-      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await primaryMoved(x);
       // The trackers learn the new timeline (from their primary poll, or at once when they see r0 promoted).
       for (const ryw of [x.a, x.b]) await waitFor(() => ryw.tracker.timeline?.id === result.timeline, 10_000, "the new timeline to be seen");
       const [r1] = await withSql(own.replicas[1]!.url, (sql) => sql`select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as replay`);
@@ -268,7 +279,7 @@ describe("PostgreSQL failover, two app servers sharing Redis", () => {
       const result = await failover(own, { promote: 0, stopOldPrimary: "kill", proxy: x.proxy, others: "leave" });
       promoted.set(x, "r0");
       report("Rule 3", result);
-      await waitFor(async () => (await x.primary`select pg_is_in_recovery() as r`)[0]?.r === false, 10_000, "the proxy to reach the new primary");
+      await primaryMoved(x);
       const [r1] = await withSql(own.replicas[1]!.url, (sql) => sql`select pg_last_wal_replay_lsn()::text as replay`);
       const counts = { reads: 0, onR1: 0, stale: 0, belowR1: 0 };
       for (let i = 0; i < 10; i++) {
