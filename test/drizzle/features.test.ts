@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, onTestFinished, test } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, onTestFinished, test } from "vitest";
 import { $primary, readOnly, runWithScope } from "@ryw/drizzle";
-import { pauseReplay, resumeReplay, waitForReplicas } from "../harness/index.ts";
+import { pauseReplay, resumeReplay, waitFor, waitForReplicas } from "../harness/index.ts";
 import { and, drizzle, eq, sql } from "./orm.ts";
 import { posts, users } from "./schema.ts";
 import { Servers } from "./servers.ts";
@@ -32,13 +32,25 @@ afterAll(async () => {
 
 const scoped = <T>(fn: () => Promise<T>) => runWithScope(unique("scope"), fn);
 
+/**
+ * Position captures on the primary since the last reset. A write acknowledged on its intent is
+ * captured after it resolves, so count once every record in flight has landed.
+ */
+async function captures(): Promise<number> {
+  await recordsLanded();
+  return (await servers.calls(CAPTURE)).primary;
+}
+const recordsLanded = () => waitFor(() => db.$client.stats().recordsInFlight === 0, 10_000, "the writes' records to land");
+// A capture left from the test before would otherwise land after this test's reset.
+beforeEach(recordsLanded);
+
 describe("writes run on the primary, and their position is captured once", () => {
   test("insert returning", async () => {
     const email = unique("ins") + "@features";
     const { result, calls } = await servers.count('insert into "User"%', () => scoped(() => db.insert(users).values({ email }).returning()));
     expect(result[0]!.email).toBe(email);
     expect(calls).toMatchObject({ primary: 1, replicas: 0 });
-    expect((await servers.calls(CAPTURE)).primary).toBe(1);
+    expect(await captures()).toBe(1);
   });
 
   test("upsert with onConflictDoUpdate", async () => {
@@ -68,7 +80,7 @@ describe("writes run on the primary, and their position is captured once", () =>
     const { result, calls } = await servers.count('with "inserted" as (insert%', () => scoped(() => db.with(inserted).select().from(inserted)));
     expect(result).toMatchObject([{ email }]);
     expect(calls).toMatchObject({ primary: 1, replicas: 0 });
-    expect((await servers.calls(CAPTURE)).primary).toBe(1);
+    expect(await captures()).toBe(1);
   });
 });
 
@@ -184,7 +196,7 @@ describe("transactions run wholly on the primary", () => {
     expect(result).toEqual([{ title }]);
     expect(calls).toMatchObject({ primary: 2, replicas: 0 });
     expect((await servers.calls("%for update%")).primary).toBe(1);
-    expect((await servers.calls(CAPTURE)).primary).toBe(1);
+    expect(await captures()).toBe(1);
     await db.update(posts).set({ title: "first" }).where(and(eq(posts.authorId, author.id), eq(posts.title, title)));
   });
 
@@ -205,12 +217,12 @@ describe("transactions run wholly on the primary", () => {
           })
           .catch(() => {});
         // Before COMMIT, nothing of this transaction may be captured.
-        expect((await servers.calls(CAPTURE)).primary).toBe(0);
+        expect(await captures()).toBe(0);
       }),
     );
     expect(await servers.calls('insert into "User"%')).toMatchObject({ primary: 3, replicas: 0 });
     expect(await servers.calls('select "id" from "User"%')).toMatchObject({ primary: 1, replicas: 0 });
-    expect((await servers.calls(CAPTURE)).primary).toBe(1);
+    expect(await captures()).toBe(1);
     const emails = (await $primary(() => db.select({ email: users.email }).from(users).where(sql`${users.email} in (${kept}, ${inner}, ${rolledBack})`))).map((r) => r.email);
     expect(emails.sort()).toEqual([kept, inner].sort());
   });
@@ -225,7 +237,7 @@ describe("transactions run wholly on the primary", () => {
       await db.transaction(async (tx) => tx.select().from(posts).where(eq(posts.authorId, author.id)), { isolationLevel: "repeatable read", accessMode: "read only" });
     });
     expect(await servers.calls('select "id", "authorId"%')).toMatchObject({ primary: 1, replicas: 0 });
-    expect((await servers.calls(CAPTURE)).primary).toBe(0);
+    expect(await captures()).toBe(0);
   });
 });
 
@@ -239,7 +251,7 @@ describe("db.execute", () => {
   test("a write through execute is captured", async () => {
     const { calls } = await servers.count('update "User" set "name"%', () => scoped(() => db.execute(sql`update "User" set "name" = ${"exec"} where "id" = ${author.id}`)));
     expect(calls).toMatchObject({ primary: 1, replicas: 0 });
-    expect((await servers.calls(CAPTURE)).primary).toBe(1);
+    expect(await captures()).toBe(1);
   });
 
   test("readOnly() lets it go to a replica, even when it calls a function", async () => {
