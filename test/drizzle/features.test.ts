@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, onTestFinished, test } from "vitest";
 import { $primary, readOnly, runWithScope } from "@ryw/drizzle";
-import { pauseReplay, resumeReplay, waitFor, waitForReplicas } from "../harness/index.ts";
+import { pauseReplay, recordsLanded, resumeReplay, waitForReplicas } from "../harness/index.ts";
 import { and, drizzle, eq, sql } from "./orm.ts";
 import { posts, users } from "./schema.ts";
 import { Servers } from "./servers.ts";
@@ -37,12 +37,11 @@ const scoped = <T>(fn: () => Promise<T>) => runWithScope(unique("scope"), fn);
  * captured after it resolves, so count once every record in flight has landed.
  */
 async function captures(): Promise<number> {
-  await recordsLanded();
+  await recordsLanded(db.$client);
   return (await servers.calls(CAPTURE)).primary;
 }
-const recordsLanded = () => waitFor(() => db.$client.stats().recordsInFlight === 0, 10_000, "the writes' records to land");
 // A capture left from the test before would otherwise land after this test's reset.
-beforeEach(recordsLanded);
+beforeEach(() => recordsLanded(db.$client));
 
 describe("writes run on the primary, and their position is captured once", () => {
   test("insert returning", async () => {

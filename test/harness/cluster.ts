@@ -236,6 +236,14 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   throw new Error(`[ryw harness] timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
 }
 
+/**
+ * Until every write acknowledged on its intent has had its position captured and recorded (they
+ * finish after the write resolves): statement counts and store contents are final only then.
+ */
+export function recordsLanded(ryw: { stats(): { recordsInFlight: number } }, timeoutMs = 10_000): Promise<void> {
+  return waitFor(() => ryw.stats().recordsInFlight === 0, timeoutMs, "the writes' records to land");
+}
+
 function nodeOf(info: ClusterInfo, replica: number): PgNode {
   const node = info.replicas[replica];
   if (!node) throw new Error(`[ryw harness] no replica ${replica}; the cluster has ${info.replicas.length}`);

@@ -3,7 +3,7 @@ import type { Lsn } from "@ryw/core";
 import { isRywError, RedisStore, rywSession, runWithScope } from "@ryw/drizzle";
 import type { RywSessionOptions } from "@ryw/drizzle";
 import type { PgBouncer } from "../harness/index.js";
-import { killReplica, pauseReplay, pgbouncerAdmin, resumeReplay, startReplica, waitFor, waitForReplicas, withSql } from "../harness/index.js";
+import { killReplica, pauseReplay, pgbouncerAdmin, recordsLanded, resumeReplay, startReplica, waitFor, waitForReplicas, withSql } from "../harness/index.js";
 import { drizzle, eq, sql } from "../drizzle/orm.js";
 import { posts, schema, users } from "../drizzle/schema.js";
 import { Servers } from "../drizzle/servers.js";
@@ -115,7 +115,7 @@ describe("drizzle (postgres.js: prepare and fetch_types off) through PgBouncer",
       });
       // The write is acknowledged on its intent; its capture follows. One at a time, so that the
       // log shows each write's capture right after it.
-      await waitFor(() => ryw.stats().recordsInFlight === 0, 10_000, "the write's record to land");
+      await recordsLanded(ryw);
     }
     for (const { scope, title } of writes) {
       const end = await commitEnd(await insertingXid(title), from);

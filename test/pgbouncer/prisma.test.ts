@@ -3,7 +3,7 @@ import type { Lsn } from "@ryw/core";
 import { isRywError, MemoryStore, RedisStore, ryw, runWithScope } from "@ryw/prisma";
 import type { RywPrismaOptions } from "@ryw/prisma";
 import type { PgBouncer } from "../harness/index.js";
-import { killReplica, pauseReplay, pgbouncerAdmin, resumeReplay, startReplica, waitFor, waitForReplicas, withSql } from "../harness/index.js";
+import { killReplica, pauseReplay, pgbouncerAdmin, recordsLanded, resumeReplay, startReplica, waitFor, waitForReplicas, withSql } from "../harness/index.js";
 import { closeServers, FORMS, makeClient, seedUser, unique, where } from "../prisma/helpers.js";
 import type { Form } from "../prisma/helpers.js";
 import { capturesAfter, cluster, commitEnd, insertingXid, primaryLog, primaryPosition, startBouncer } from "./bouncer.js";
@@ -111,7 +111,7 @@ describe.each(FORMS)("%s through PgBouncer", (form) => {
       });
       // A write is acknowledged on its intent and its capture may follow: one at a time, so that
       // the log shows each write's capture right after it.
-      await waitFor(() => c.rw.ryw.stats().recordsInFlight === 0, 10_000, "the write's record to land");
+      await recordsLanded(c.rw.ryw);
     }
     for (const { scope, title } of writes) {
       const end = await commitEnd(await insertingXid(title), from);

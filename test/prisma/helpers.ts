@@ -4,7 +4,7 @@ import type { RywPrismaOptions } from "@ryw/prisma";
 import { ryw, MemoryStore } from "@ryw/prisma";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
-import { waitFor } from "../harness/index.js";
+import { recordsLanded } from "../harness/index.js";
 
 export const cluster = inject("cluster");
 
@@ -123,7 +123,7 @@ export async function seedUser(label = "seed"): Promise<number> {
 export async function captures<T>(fn: () => Promise<T>, rw?: { stats(): { recordsInFlight: number } }): Promise<{ value: T; captures: number }> {
   await servers.primary`select pg_stat_statements_reset()`;
   const value = await fn();
-  if (rw) await waitFor(() => rw.stats().recordsInFlight === 0, 10_000, "the writes' records to land");
+  if (rw) await recordsLanded(rw);
   const [row] = await servers.primary`select coalesce(sum(calls), 0)::int as n from pg_stat_statements where query ~* 'pg_current_wal_insert_lsn' and query !~* 'pg_stat_statements'`;
   return { value, captures: row!.n as number };
 }
