@@ -43,6 +43,13 @@ export async function corePairs(cluster: ClusterInfo, author: number): Promise<{
       b: () => runWithScope("micro-reader", () => ryw.read((t) => (t.kind === "primary" ? primary : replicas[t.index]!).unsafe(READ_SQL, [author]))),
     },
     {
+      // The floor under the pair above (bench/routers/floor.ts): what one overlapped Redis round
+      // trip costs by itself, with nothing of @ryw in it.
+      name: "postgres.js read: the query with one Redis GET overlapped (floor) vs the query",
+      a: () => replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author]),
+      b: () => Promise.all([redis.get("bench-micro-floor:micro-reader"), replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author])]),
+    },
+    {
       name: "postgres.js write: insert under beginWrite vs insert",
       a: () => primary.unsafe(WRITE_SQL, [author, "micro-a"]),
       b: () =>

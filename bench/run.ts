@@ -198,7 +198,7 @@ try {
   const pairs = pairRatios(record);
   if (pairs.length) {
     out("\n== @ryw over naive routing, same ORM and load");
-    for (const r of pairs) out(`${r.orm.padEnd(20)} ${r.profile.padEnd(9)} read p50 ${r.readP50}x  write p50 ${r.writeP50}x  cpu/op ${r.cpuPerOp ?? "-"}x  replica share ${r.replicaShare.toFixed(3)}  stale ${r.stale}`);
+    for (const r of pairs) out(`${r.orm.padEnd(20)} ${r.profile.padEnd(9)} read p50 ${r.readP50}x (floor ${r.floorReadP50 ?? "-"}x)  write p50 ${r.writeP50}x (floor ${r.floorWriteP50 ?? "-"}x)  cpu/op ${r.cpuPerOp ?? "-"}x  replica share ${r.replicaShare.toFixed(3)}  stale ${r.stale}`);
   }
   const dir = join(import.meta.dirname, "results");
   mkdirSync(dir, { recursive: true });

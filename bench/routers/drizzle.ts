@@ -7,6 +7,7 @@ import { RedisStore, runWithScope, rywSession } from "@ryw/drizzle";
 import type { RywSessionOptions } from "@ryw/drizzle";
 import { posts, schema } from "../../test/drizzle/schema.ts";
 import type { ClusterInfo } from "../../test/harness/index.js";
+import { floorOf } from "./floor.js";
 import type { RouterSpec } from "./types.js";
 
 type Db = ReturnType<typeof drizzle<typeof schema>>;
@@ -64,5 +65,5 @@ export function rywDrizzle(name: string, options: Partial<RywSessionOptions> = {
   };
 }
 
-export const drizzleRouters: RouterSpec[] = [naive, rywDrizzle("ryw (drizzle)")];
+export const drizzleRouters: RouterSpec[] = [naive, floorOf(naive), rywDrizzle("ryw (drizzle)")];
 export { feed as drizzleFeed, open as openPostgres };

@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import { createRyw, postgresJsRunner, RedisStore, runWithScope } from "@ryw/core";
 import type { RywOptions, Target } from "@ryw/core";
 import type { ClusterInfo } from "../../test/harness/index.js";
+import { floorOf } from "./floor.js";
 import type { BenchRouter, RouterSpec } from "./types.js";
 import { READ_SQL, WRITE_SQL } from "./types.js";
 
@@ -151,6 +152,7 @@ function rywCore(name: string, promisesRyw: boolean, options: Partial<RywOptions
 export const postgresJsRouters: RouterSpec[] = [
   primaryOnly,
   naive,
+  floorOf(naive),
   rywCore("time window 60 s", false, { strategy: "time-window", windowMs: 60_000 }),
   rywCore("time window 100 ms", false, { strategy: "time-window", windowMs: 100 }),
   reference,

@@ -5,6 +5,7 @@ import { RedisStore, runWithScope, ryw } from "@ryw/prisma";
 import type { RywPrismaOptions } from "@ryw/prisma";
 import { PrismaClient } from "../../packages/prisma/test/generated/prisma/client.js";
 import type { ClusterInfo } from "../../test/harness/index.js";
+import { floorOf } from "./floor.js";
 import type { RouterSpec } from "./types.js";
 
 const client = (url: string) => new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 8 }) });
@@ -61,5 +62,5 @@ export function rywPrisma(name: string, options: Partial<RywPrismaOptions> = {})
   };
 }
 
-export const prismaRouters: RouterSpec[] = [naive, rywPrisma("ryw (prisma)")];
+export const prismaRouters: RouterSpec[] = [naive, floorOf(naive), rywPrisma("ryw (prisma)")];
 export { client as plainPrismaClient, feed as prismaFeedArgs };
