@@ -36,18 +36,20 @@ export async function corePairs(cluster: ClusterInfo, author: number): Promise<{
   await waitForReplicas(cluster);
   await new Promise((r) => setTimeout(r, 300));
   let n = 0;
+  // The plain read, round robin over the replicas: side A of both read pairs.
+  const replicaRead = () => replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author]);
   const pairs: Pair[] = [
     {
       name: "postgres.js read: ryw.read vs the same query on a replica",
-      a: () => replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author]),
+      a: replicaRead,
       b: () => runWithScope("micro-reader", () => ryw.read((t) => (t.kind === "primary" ? primary : replicas[t.index]!).unsafe(READ_SQL, [author]))),
     },
     {
       // The floor under the pair above (bench/routers/floor.ts): what one overlapped Redis round
       // trip costs by itself, with nothing of @ryw in it.
       name: "postgres.js read: the query with one Redis GET overlapped (floor) vs the query",
-      a: () => replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author]),
-      b: () => Promise.all([redis.get("bench-micro-floor:micro-reader"), replicas[n++ % replicas.length]!.unsafe(READ_SQL, [author])]),
+      a: replicaRead,
+      b: () => Promise.all([redis.get("bench-micro-floor:micro-reader"), replicaRead()]),
     },
     {
       name: "postgres.js write: insert under beginWrite vs insert",

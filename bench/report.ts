@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Ratio } from "./micro.js";
+import { floorName } from "./routers/floor.js";
 
 export interface RunRecord {
   profile: string;
@@ -88,14 +89,17 @@ export function writeReport(record: BenchRecord, docsDir: string): void {
 }
 
 /**
- * The naive router and @ryw of each ORM, as pairs: the same ORM, the same offered load. `floor`
- * is the naive router plus one overlapped Redis call per operation (routers/floor.ts).
+ * The naive router and @ryw of each ORM, as pairs: the same ORM, the same offered load. Each
+ * naive router also has its floor (routers/floor.ts): itself plus one overlapped Redis call per
+ * operation.
  */
-export const PAIRS: ReadonlyArray<{ orm: string; naive: string; floor: string; ryw: string }> = [
-  { orm: "postgres.js (core)", naive: "naive replicas", floor: "naive replicas + Redis call", ryw: "ryw (core)" },
-  { orm: "Prisma", naive: "naive replicas (prisma)", floor: "naive replicas (prisma) + Redis call", ryw: "ryw (prisma)" },
-  { orm: "Drizzle", naive: "naive replicas (drizzle)", floor: "naive replicas (drizzle) + Redis call", ryw: "ryw (drizzle)" },
+export const PAIRS: ReadonlyArray<{ orm: string; naive: string; ryw: string }> = [
+  { orm: "postgres.js (core)", naive: "naive replicas", ryw: "ryw (core)" },
+  { orm: "Prisma", naive: "naive replicas (prisma)", ryw: "ryw (prisma)" },
+  { orm: "Drizzle", naive: "naive replicas (drizzle)", ryw: "ryw (drizzle)" },
 ];
+
+const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
 export interface PairRatio {
   orm: string;
@@ -118,8 +122,7 @@ export function pairRatios(record: BenchRecord): PairRatio[] {
       const naive = record.runs.find((r) => r.profile === profile && r.router === pair.naive);
       const ryw = record.runs.find((r) => r.profile === profile && r.router === pair.ryw);
       if (!naive || !ryw || !naive.readP50Ms || !naive.writeP50Ms) continue;
-      const floor = record.runs.find((r) => r.profile === profile && r.router === pair.floor);
-      const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
+      const floor = record.runs.find((r) => r.profile === profile && r.router === floorName(pair.naive));
       out.push({
         orm: pair.orm,
         profile,

@@ -12,7 +12,7 @@ import type { RouterSpec } from "./types.js";
  */
 export function floorOf(naive: RouterSpec): RouterSpec {
   return {
-    name: `${naive.name} + Redis call`,
+    name: floorName(naive.name),
     orm: naive.orm,
     // It checks nothing: it serves the same reads as the naive router.
     promisesRyw: false,
@@ -30,4 +30,9 @@ export function floorOf(naive: RouterSpec): RouterSpec {
       };
     },
   };
+}
+
+/** The name of the floor router over the naive router named `naive`. */
+export function floorName(naive: string): string {
+  return `${naive} + Redis call`;
 }
